@@ -68,7 +68,8 @@ class ProbeMeta:
     remedies : tuple of str
         Remedy ids or ATLAS mitigation ids to recommend when vulnerable.
     alternative : str
-        What to use instead when the target lacks a needed capability.
+        What to use instead when the target lacks a needed capability; it completes
+        the sentence "... — use <alternative>", e.g. ``"evasion.square"``.
     """
 
     id: str
@@ -91,8 +92,10 @@ def format_validation_error(owner: str, err: ValidationError) -> str:
     """Turn a pydantic error into one sentence per problem, scikit-learn style."""
     parts = []
     for problem in err.errors():
-        name = ".".join(str(p) for p in problem["loc"]) or "parameters"
-        if problem["type"] == "extra_forbidden":
+        name = ".".join(str(p) for p in problem["loc"])
+        if not name:
+            parts.append(f"{owner}: {problem['msg'].removeprefix('Value error, ')}")
+        elif problem["type"] == "extra_forbidden":
             parts.append(f"{owner} has no parameter {name!r}")
         else:
             parts.append(

@@ -63,7 +63,8 @@ _WHERE = {
     Capability.LABELS: "every adapter",
     Capability.PROBABILITIES: "the torch, sklearn and onnx adapters, and http endpoints that "
     "return scores",
-    Capability.LOGITS: "the torch adapter and onnx models whose output is logits",
+    Capability.LOGITS: "the torch adapter, onnx models whose output is logits, sklearn models "
+    "with only decision_function, and http endpoints that return logits",
     Capability.GRADIENTS: "the torch adapter (an in-memory module, TorchScript or torch.export "
     "archive)",
     Capability.EMBEDDINGS: "the torch adapter",
@@ -260,6 +261,13 @@ class Target(ABC):
     def _predict_labels(self, x: np.ndarray) -> np.ndarray:
         """Adapter hook for label-only models; default: argmax of the scores."""
         return np.asarray(np.asarray(self._predict_proba(x)).argmax(axis=1))
+
+    # -- lifecycle ------------------------------------------------------------------
+    def verify(self) -> None:  # noqa: B027 - optional hook with a no-op default
+        """Check that the model answers at all (adapters override; no queries charged)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
+        """Release connections or sessions held by the adapter."""
 
     # -- description --------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ Examples
 >>> import numpy as np
 >>> from bastion.targets import FakeTarget
 >>> t = FakeTarget.linear(n_features=2, n_classes=2, seed=1, decimals=2)
->>> t.predict_proba(np.array([[0.5, 0.5]], dtype=np.float32)).round(2).sum()
+>>> float(t.predict_proba(np.array([[0.5, 0.5]], dtype=np.float32)).round(2).sum())
 1.0
 """
 

@@ -1,0 +1,1 @@
+"""The ``bastion`` command line: thin Typer commands over the library."""

@@ -1,0 +1,78 @@
+"""Entry point of the ``bastion`` command.
+
+Each command group lives in its own module with a ``register(app)`` function.
+:func:`main` turns every :class:`~bastion.errors.BastionError` into one sentence on
+stderr and the error's exit code, so bad input never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from bastion import __version__
+from bastion.cli.console import err_console
+from bastion.errors import BastionError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="bastion",
+    help="Detect, react to and repair threats to machine-learning systems.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"bastion {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details."),
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _register_commands() -> None:
+    from bastion.cli import commands
+
+    for register in commands.REGISTRARS:
+        register(app)
+
+
+def main() -> None:
+    """Run the CLI; map Bastion errors to exit codes without tracebacks."""
+    _register_commands()
+    try:
+        app(standalone_mode=False)
+    except BastionError as err:
+        err_console.print(f"[bold red]Error:[/] {err}", soft_wrap=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("Interrupted; run the same command again to resume.")
+        sys.exit(130)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except typer.Abort:
+        err_console.print("Aborted.")
+        sys.exit(130)
+    except Exception as err:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(2)
+        raise
