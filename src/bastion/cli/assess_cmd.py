@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -76,10 +77,10 @@ def _run(
     out_dir = output or (config.resolve(config.report.output) if config else Path("bastion-report"))
     store = open_store(store_url or (config.store if config else None))
     try:
-        with RichProgress(disable=quiet) as progress:
+        with RichProgress(disable=quiet) as progress, ExitStack() as stack:
             if demo:
                 seed = 0
-                jobs = demo_jobs(seed, progress=progress)
+                jobs = stack.enter_context(demo_jobs(seed, progress=progress))
                 fingerprint = hashlib.sha256(
                     f"{DEMO_FINGERPRINT_PREFIX}|{seed}|{__version__}".encode()
                 ).hexdigest()[:16]
@@ -95,6 +96,8 @@ def _run(
             else:
                 assert config is not None
                 jobs = build_jobs(config)
+                for job in jobs:
+                    stack.callback(job.target.close)
                 request = AssessmentRequest(
                     name=config.name,
                     jobs=jobs,
@@ -109,8 +112,8 @@ def _run(
             outcome = run_assessment(
                 request, store=store, registry=default_registry(), progress=progress
             )
-        artifact = jobs[0].artifact if len(jobs) == 1 else None
-        reports = write_reports(outcome.record, out_dir, report_formats, artifact_uri=artifact)
+        artifacts = {job.target.name: job.artifact for job in jobs if job.artifact}
+        reports = write_reports(outcome.record, out_dir, report_formats, artifact_uri=artifacts)
     finally:
         store.close()
     print_summary(outcome.record, reports, outcome.resumed_from)

@@ -57,7 +57,9 @@ def main() -> None:
     """Run the CLI; map Bastion errors to exit codes without tracebacks."""
     _register_commands()
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns the exit code of typer.Exit instead of
+        # exiting, so pass it on: the gate's exit code must reach the shell.
+        result = app(standalone_mode=False)
     except BastionError as err:
         err_console.print(f"[bold red]Error:[/] {err}", soft_wrap=True)
         sys.exit(err.exit_code)
@@ -69,10 +71,11 @@ def main() -> None:
     except typer.Abort:
         err_console.print("Aborted.")
         sys.exit(130)
-    except Exception as err:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
+    except Exception as err:
+        # Usage errors (unknown option, missing argument) arrive here outside standalone
+        # mode. Typer may vendor its own copy of click, so match the class by name.
+        if any(cls.__name__ == "ClickException" for cls in type(err).__mro__):
+            err.show()  # type: ignore[attr-defined]
             sys.exit(2)
         raise
+    sys.exit(result if isinstance(result, int) else 0)

@@ -27,22 +27,29 @@ STATUS_STYLE = {
 }
 
 
+def _headline(summary: str, limit: int = 140) -> str:
+    """The first sentence of a summary, shortened for the terminal (reports have it all)."""
+    first = summary.split("; ")[0].split(". ")[0].rstrip(".")
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
 def print_summary(record: RunRecord, reports: dict[str, Path], resumed_from: int = 0) -> None:
     """Print the findings of ``record`` and where its reports are."""
-    table = Table(title=f"Bastion run {record.run_id} — {record.name}", show_lines=False)
-    table.add_column("Severity")
-    table.add_column("Status")
-    table.add_column("Probe")
-    table.add_column("Target")
-    table.add_column("Summary", overflow="fold")
-    ordered = sorted(record.findings, key=lambda f: (-f.severity.rank, f.target, f.probe_id))
+    table = Table(title=f"Bastion run {record.run_id} — {record.name}", expand=True)
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Finding", ratio=2, overflow="fold")
+    table.add_column("Result", ratio=3, overflow="fold")
+    ordered = sorted(
+        record.findings, key=lambda f: (-f.severity.rank, f.status.value, f.target, f.probe_id)
+    )
     for f in ordered:
+        label = f.severity.value if f.is_vulnerable else f.status.value.replace("_", " ")
+        style = SEVERITY_STYLE[f.severity] if f.is_vulnerable else STATUS_STYLE[f.status]
+        variant = f" [dim]({f.variant})[/]" if f.variant else ""
         table.add_row(
-            f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value}[/]",
-            f"[{STATUS_STYLE[f.status]}]{f.status.value.replace('_', ' ')}[/]",
-            f.probe_id + (f" [dim]({f.variant})[/]" if f.variant else ""),
-            f.target,
-            f.summary,
+            f"[{style}]{label}[/]",
+            f"{f.probe_id}{variant}\n[dim]{f.target}[/]",
+            _headline(f.summary),
         )
     out_console.print(table)
     if resumed_from:

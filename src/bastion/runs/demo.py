@@ -1,24 +1,36 @@
 """The built-in demo: small models trained on the bundled demo datasets.
 
 ``bastion demo`` trains a CNN on the 8×8 digits and a scikit-learn pipeline on the
-breast-cancer data (both in seconds on a laptop CPU) and assesses them with every
-probe that applies.
+breast-cancer data (both in seconds on a laptop CPU), serves the pipeline as a JSON
+endpoint on a loopback port the way a team might deploy it, and assesses all three
+targets with every probe that applies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from bastion.data.demo import load_breast_cancer_dataset, load_digits_dataset
 from bastion.demo import train_breast_cancer_model, train_digits_cnn
+from bastion.demo.server import serve_target
 from bastion.probes.context import NullProgress, ProgressFactory
 from bastion.runs.jobs import AssessmentJob
+from bastion.targets.http_target import HttpTarget
 
 __all__ = ["DEMO_FINGERPRINT_PREFIX", "demo_jobs"]
 
 DEMO_FINGERPRINT_PREFIX = "demo"
 
 
-def demo_jobs(seed: int = 0, *, progress: ProgressFactory = NullProgress) -> list[AssessmentJob]:
-    """Train the demo models and pair them with their datasets."""
+@contextmanager
+def demo_jobs(
+    seed: int = 0, *, progress: ProgressFactory = NullProgress
+) -> Iterator[list[AssessmentJob]]:
+    """Train the demo models, start the demo endpoint, and pair each with its data.
+
+    The endpoint stops when the ``with`` block ends.
+    """
     with progress(total=2, description="Training demo models") as bar:
         digits = load_digits_dataset(seed)
         cnn = train_digits_cnn(digits, seed=seed)
@@ -26,15 +38,34 @@ def demo_jobs(seed: int = 0, *, progress: ProgressFactory = NullProgress) -> lis
         cancer = load_breast_cancer_dataset(seed)
         pipeline = train_breast_cancer_model(cancer, seed=seed)
         bar.advance()
-    return [
-        AssessmentJob(
-            cnn,
-            digits,
-            description="Small CNN on scikit-learn's 8x8 digits (inputs in [0, 1]).",
-        ),
-        AssessmentJob(
-            pipeline,
-            cancer,
-            description="Scaler + logistic regression on the breast-cancer data (raw features).",
-        ),
-    ]
+    with serve_target(pipeline) as url:
+        endpoint = HttpTarget(
+            url,
+            input_spec=pipeline.input_spec,
+            classes=pipeline.classes,
+            name="breast-cancer-api",
+            timeout=5.0,
+        )
+        try:
+            yield [
+                AssessmentJob(
+                    cnn,
+                    digits,
+                    description="Small CNN on scikit-learn's 8x8 digits (inputs in [0, 1]).",
+                ),
+                AssessmentJob(
+                    pipeline,
+                    cancer,
+                    description="Scaler + logistic regression on the breast-cancer data "
+                    "(raw features).",
+                ),
+                AssessmentJob(
+                    endpoint,
+                    cancer,
+                    artifact=url,
+                    description="The same pipeline behind an unauthenticated JSON endpoint "
+                    "on a loopback port.",
+                ),
+            ]
+        finally:
+            endpoint.close()
