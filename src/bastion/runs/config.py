@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -206,7 +207,8 @@ class AssessmentConfig(_Strict):
     def resolve(self, relative: str) -> Path:
         """A path from the config, resolved against :attr:`base_dir`."""
         path = Path(relative).expanduser()
-        return path if path.is_absolute() else Path(self.base_dir) / path
+        joined = path if path.is_absolute() else Path(self.base_dir) / path
+        return Path(os.path.normpath(joined))
 
     def data_for(self, target: TargetConfig) -> DataConfig:
         """The dataset a target is assessed with."""
