@@ -131,7 +131,7 @@ def _write_new(path: Path, data: bytes, mode: int, *, overwrite: bool) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
+        temp.replace(path)
     except OSError as err:
         with contextlib.suppress(OSError):
             temp.unlink()
@@ -173,9 +173,7 @@ def generate_keypair(
     elif algorithm == "ecdsa-p256":
         key = ec.generate_private_key(ec.SECP256R1())
     else:
-        raise UsageError(
-            f"Unknown key algorithm {algorithm!r}; use 'ed25519' or 'ecdsa-p256'."
-        )
+        raise UsageError(f"Unknown key algorithm {algorithm!r}; use 'ed25519' or 'ecdsa-p256'.")
     if not overwrite:
         for path in (private_path, public_path):
             if path.exists():

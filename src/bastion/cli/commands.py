@@ -6,10 +6,24 @@ from collections.abc import Callable
 
 import typer
 
-from bastion.cli import assess_cmd, catalog_cmd, runs_cmd
+from bastion.cli import (
+    artifacts_cmd,
+    artifacts_sign_cmd,
+    assess_cmd,
+    catalog_cmd,
+    env_cmd,
+    runs_cmd,
+    threatmodel_cmd,
+)
 
 REGISTRARS: list[Callable[[typer.Typer], None]] = [
     assess_cmd.register,
     catalog_cmd.register,
     runs_cmd.register,
+    threatmodel_cmd.register,
+    env_cmd.register,
+    artifacts_cmd.register,
 ]
+
+# The signing commands live in their own module but belong to the `artifacts` group.
+artifacts_sign_cmd.register_into(artifacts_cmd.artifacts_app)

@@ -27,6 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -152,6 +153,9 @@ class Target(ABC):
 
     kind: ClassVar[str] = "abstract"
     provides: ClassVar[frozenset[Capability]] = frozenset({Capability.LABELS})
+    #: The model file this target was loaded from, when there is one (set by
+    #: :func:`~bastion.targets.loading.load_target`); supply-chain probes scan it.
+    source_path: Path | None = None
 
     def __init__(
         self,

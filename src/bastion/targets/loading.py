@@ -239,6 +239,7 @@ def load_target(
     else:
         _check_options(OnnxTarget.__init__, opts, kind)
         target = OnnxTarget(path, **common, **opts)
+    target.source_path = path
     target.verify()
     log.info("loaded %s target %r from %s", kind, target.name, path)
     return target

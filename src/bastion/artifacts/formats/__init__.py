@@ -1,0 +1,1 @@
+"""Format handlers of the artifact scanner, one module per family of formats."""

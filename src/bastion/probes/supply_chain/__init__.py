@@ -1,0 +1,1 @@
+"""Supply-chain probes: what a model file would do when it is loaded."""
