@@ -10,10 +10,13 @@ from bastion.cli import (
     artifacts_cmd,
     artifacts_sign_cmd,
     assess_cmd,
+    audit_cmd,
     catalog_cmd,
     env_cmd,
+    keys_cmd,
     runs_cmd,
     threatmodel_cmd,
+    verify_response_cmd,
 )
 
 REGISTRARS: list[Callable[[typer.Typer], None]] = [
@@ -23,6 +26,9 @@ REGISTRARS: list[Callable[[typer.Typer], None]] = [
     threatmodel_cmd.register,
     env_cmd.register,
     artifacts_cmd.register,
+    keys_cmd.register,
+    audit_cmd.register,
+    verify_response_cmd.register,
 ]
 
 # The signing commands live in their own module but belong to the `artifacts` group.

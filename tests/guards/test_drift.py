@@ -1,0 +1,79 @@
+"""input.drift: false alarms at the stated rate (bounded simulation); drift caught fast."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bastion.errors import UsageError
+from bastion.findings import wilson_interval
+from bastion.guards import DriftGuard, DriftMonitor, Guarded
+from bastion.guards.base import Action, GuardRequest
+from bastion.targets import FakeTarget
+
+
+def test_false_alarm_rate_matches_the_stated_rate() -> None:
+    """Expected rows between false alarms = false_alarm_every, checked by simulation.
+
+    Four independent reference samples, 1,000 fresh undrifted windows each: the
+    pooled alarm rate must be consistent with alpha = stride / false_alarm_every.
+    """
+    alarms = checks = 0
+    for rep in range(4):
+        rng = np.random.default_rng(100 + rep)
+        monitor = DriftMonitor(window=100, stride=100, false_alarm_every=2000, seed=rep)
+        monitor.fit(rng.normal(size=(3000, 6)))
+        sim = monitor.simulate(lambda n, r=rng: r.normal(size=(n, 6)), 1000)
+        alarms, checks = alarms + sim.alarms, checks + sim.checks
+    assert monitor.alpha == 0.05
+    interval = wilson_interval(alarms, checks)
+    # Reference-to-reference scatter widens the spread beyond the binomial interval.
+    assert interval.low <= 0.05 * 1.35 and interval.high >= 0.05 * 0.65, (alarms, checks)
+
+
+def test_drift_detected_within_a_few_windows_and_names_the_feature() -> None:
+    rng = np.random.default_rng(0)
+    monitor = DriftMonitor(window=100, stride=50, false_alarm_every=5000, seed=0)
+    monitor.fit(rng.normal(size=(2000, 5)))
+    for _ in range(4):
+        check = monitor.update(rng.normal(size=(50, 5)))
+    assert check is not None and not check.alarm
+    shifted = rng.normal(size=(150, 5))
+    shifted[:, 3] += 1.0
+    checks = [monitor.update(shifted[i : i + 50]) for i in range(0, 150, 50)]
+    alarms = [c for c in checks if c is not None and c.alarm]
+    assert alarms and alarms[-1].top_features[0][0] == 3
+    assert monitor.alarms == len(alarms) and monitor.checks == 6
+
+
+def test_checks_only_every_stride_rows() -> None:
+    rng = np.random.default_rng(0)
+    monitor = DriftMonitor(window=20, stride=10, false_alarm_every=1000, seed=0)
+    monitor.fit(rng.normal(size=(400, 2)))
+    results = [monitor.update(rng.normal(size=(5, 2))) for _ in range(8)]
+    assert [r is not None for r in results] == [False, False, False, True, False, True, False, True]
+    assert monitor.update(rng.normal(size=(500, 2))) is not None  # one check for a big batch
+
+
+def test_guard_flags_and_never_denies() -> None:
+    rng = np.random.default_rng(0)
+    monitor = DriftMonitor(window=50, stride=50, false_alarm_every=5000, seed=0)
+    monitor.fit(rng.normal(size=(1000, 2)))
+    target = FakeTarget.linear(n_features=2, n_classes=2)
+    guard = DriftGuard(monitor)
+    assert (
+        guard.before(GuardRequest(principal="p", model="m", inputs="junk")).action is Action.ALLOW
+    )
+    outcome = Guarded(target, [guard]).handle_inputs(np.clip(rng.normal(0.9, 0.05, (50, 2)), 0, 1))
+    assert outcome.allowed
+    assert outcome.events[0]["guard"] == "input.drift" and outcome.events[0]["action"] == "flag"
+    assert "Input drift" in outcome.events[0]["reason"]
+
+
+def test_configuration_errors() -> None:
+    with pytest.raises(UsageError, match="more than twice the stride"):
+        DriftMonitor(stride=50, false_alarm_every=80)
+    with pytest.raises(UsageError, match="not fitted"):
+        DriftGuard(DriftMonitor())
+    with pytest.raises(UsageError, match="at least 200"):
+        DriftMonitor(window=200).fit(np.zeros((300, 2)))
