@@ -15,6 +15,7 @@ from bastion.cli import (
     env_cmd,
     keys_cmd,
     runs_cmd,
+    serve_cmd,
     threatmodel_cmd,
     verify_response_cmd,
 )
@@ -29,6 +30,7 @@ REGISTRARS: list[Callable[[typer.Typer], None]] = [
     keys_cmd.register,
     audit_cmd.register,
     verify_response_cmd.register,
+    serve_cmd.register,
 ]
 
 # The signing commands live in their own module but belong to the `artifacts` group.
