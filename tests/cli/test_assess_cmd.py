@@ -36,8 +36,13 @@ def saved_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return save_demo_models(folder, breast_cancer=data)
 
 
+# The full demo runs every probe (minutes); the test keeps to the quick ones so that it
+# checks the whole chain -- train, serve, assess, store, report, gate, diff -- in seconds.
+QUICK = "exposure.output_granularity,exposure.query_limits,robustness.noise,evasion.pgd"
+
+
 def test_demo_writes_every_report_and_runs_can_be_diffed(workdir, monkeypatch, capsys):
-    code, out, _ = run_cli(monkeypatch, capsys, "demo", "--quiet")
+    code, out, _ = run_cli(monkeypatch, capsys, "demo", "--quiet", "--probes", QUICK)
     assert code == 0
     for name in ("json", "sarif", "html", "md"):
         assert (workdir / "bastion-report" / f"bastion-report.{name}").stat().st_size > 500
@@ -49,9 +54,12 @@ def test_demo_writes_every_report_and_runs_can_be_diffed(workdir, monkeypatch, c
         "digits-cnn",
         "breast-cancer-logreg",
         "breast-cancer-api",
+        "intrusion-mlp",
     }
 
-    code, out, _ = run_cli(monkeypatch, capsys, "demo", "--quiet", "--fail-on", "moderate")
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "demo", "--quiet", "--probes", QUICK, "--fail-on", "moderate"
+    )
     assert code == 1 and "Gate: failed" in out
 
     code, out, _ = run_cli(monkeypatch, capsys, "runs", "list", "--json")

@@ -49,7 +49,7 @@ def test_breast_cancer_raw_features_and_names() -> None:
 
 
 def test_registry_of_demo_datasets() -> None:
-    assert set(DEMO_DATASETS) == {"digits", "breast_cancer"}
+    assert set(DEMO_DATASETS) == {"digits", "breast_cancer", "intrusion"}
     ds = DEMO_DATASETS["breast_cancer"](3)
     assert ds.n_classes == 2
     assert DEMO_DATASETS["digits"](0).n_classes == 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -17,7 +18,12 @@ from bastion.findings import Severity
 from bastion.plugins import default_registry
 from bastion.report import write_reports
 from bastion.runs.assessment import AssessmentRequest, run_assessment
-from bastion.runs.config import AssessmentConfig, load_config, parse_config_text
+from bastion.runs.config import (
+    AssessmentConfig,
+    ProbeSelection,
+    load_config,
+    parse_config_text,
+)
 from bastion.store import open_store
 
 __all__ = ["register"]
@@ -64,6 +70,7 @@ def _run(
     store_url: str | None,
     fresh: bool,
     quiet: bool,
+    demo_probes: str | None = None,
 ) -> None:
     from bastion.runs.build import build_jobs
     from bastion.runs.demo import DEMO_FINGERPRINT_PREFIX, demo_jobs
@@ -80,15 +87,19 @@ def _run(
         with RichProgress(disable=quiet) as progress, ExitStack() as stack:
             if demo:
                 seed = 0
+                selection: Literal["all"] | list[ProbeSelection] = "all"
+                if demo_probes:
+                    selection = [ProbeSelection(id=p.strip()) for p in demo_probes.split(",")]
                 jobs = stack.enter_context(demo_jobs(seed, progress=progress))
                 fingerprint = hashlib.sha256(
-                    f"{DEMO_FINGERPRINT_PREFIX}|{seed}|{__version__}".encode()
+                    f"{DEMO_FINGERPRINT_PREFIX}|{seed}|{__version__}|{demo_probes}".encode()
                 ).hexdigest()[:16]
                 request = AssessmentRequest(
                     name="demo",
                     jobs=jobs,
                     fingerprint=fingerprint,
                     seed=seed,
+                    probes=selection,
                     output_dir=out_dir,
                     fail_on=gate,
                     fresh=fresh,
@@ -170,9 +181,12 @@ def demo(
     ),
     fresh: bool = typer.Option(False, "--fresh", help="Start anew instead of resuming."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    probes: str | None = typer.Option(
+        None, "--probes", help="Comma-separated probe ids (default: every probe that applies)."
+    ),
 ) -> None:
     """Train the built-in demo models, assess them with every probe, write all reports."""
-    err_console.print("Bastion demo: training two small models, then assessing them.")
+    err_console.print("Bastion demo: training three small models, then assessing them.")
     _run(
         None,
         demo=True,
@@ -182,6 +196,7 @@ def demo(
         store_url=store_url,
         fresh=fresh,
         quiet=quiet,
+        demo_probes=probes,
     )
 
 

@@ -13,6 +13,7 @@ from bastion.cli import (
     audit_cmd,
     catalog_cmd,
     env_cmd,
+    harden_cmd,
     keys_cmd,
     runs_cmd,
     serve_cmd,
@@ -31,6 +32,7 @@ REGISTRARS: list[Callable[[typer.Typer], None]] = [
     audit_cmd.register,
     verify_response_cmd.register,
     serve_cmd.register,
+    harden_cmd.register,
 ]
 
 # The signing commands live in their own module but belong to the `artifacts` group.

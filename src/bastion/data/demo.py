@@ -20,7 +20,7 @@ Examples
 >>> ds.row_shape, ds.n_classes, float(ds.x_test.max()) <= 1.0
 ((1, 8, 8), 10, True)
 >>> sorted(DEMO_DATASETS)
-['breast_cancer', 'digits']
+['breast_cancer', 'digits', 'intrusion']
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bastion.data.dataset import Dataset
+from bastion.data.intrusion import load_intrusion_dataset
 from bastion.data.loaders import stratified_split
 
 __all__ = ["DEMO_DATASETS", "load_breast_cancer_dataset", "load_digits_dataset"]
@@ -128,5 +129,6 @@ def load_breast_cancer_dataset(seed: int = 0) -> Dataset:
 DEMO_DATASETS: dict[str, Callable[[int], Dataset]] = {
     "digits": load_digits_dataset,
     "breast_cancer": load_breast_cancer_dataset,
+    "intrusion": load_intrusion_dataset,
 }
 """Demo dataset loaders by name; each takes the split seed."""

@@ -75,7 +75,7 @@ class InputConfig(_Strict):
 class DataConfig(_Strict):
     """Where the evaluation data comes from: a built-in dataset or a file."""
 
-    builtin: Literal["digits", "breast_cancer"] | None = None
+    builtin: Literal["digits", "breast_cancer", "intrusion"] | None = None
     path: str | None = None
     label: str | None = Field(None, description="Label column, for CSV files.")
     test_size: float = Field(0.25, gt=0, lt=1)
