@@ -16,8 +16,10 @@ Examples
 ...                input_spec=__import__("bastion").targets.InputSpec(shape=(30,)),
 ...                classes=data.classes, name="t")
 >>> plan = make_plan([AssessmentJob(t, data)], "all", registry=default_registry())
->>> [s.probe_id for s in plan.skipped]
-['exposure.query_limits']
+>>> "exposure.query_limits" in [s.probe_id for s in plan.skipped]  # no HTTP endpoint
+True
+>>> "robustness.noise" in [item.probe.meta.id for item in plan.items]
+True
 """
 
 from __future__ import annotations
