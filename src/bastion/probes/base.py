@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import platform
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import metadata
@@ -25,6 +26,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bastion.catalog.severity import Effect, Effort, Impact, rate
 from bastion.data.dataset import Dataset
 from bastion.errors import UsageError
 from bastion.findings import CatalogRefs, Finding, Reproduction, Severity, Status
@@ -164,6 +166,62 @@ class Probe(ABC):
             severity=severity if status is Status.VULNERABLE else Severity.NONE,
             summary=summary,
             reproduction=Reproduction(seed=context.seed, parameters=params, versions=versions()),
+            **fields,
+        )
+
+    def vulnerable_finding(
+        self,
+        target: Target,
+        context: ProbeContext,
+        *,
+        effect: Effect,
+        extent: float,
+        summary: str,
+        effort: Effort = Effort.LOW,
+        owasp: Sequence[str] | None = None,
+        **fields: Any,
+    ) -> Finding:
+        """A vulnerable :class:`Finding`, its severity rated from what the probe proved.
+
+        The one place where a probe turns "what was shown" into a severity: the
+        impact (``effect``, ``extent``, the attacker's ``effort`` and whether the
+        target makes a security decision, from ``context``) goes through the
+        catalog's bug bar (:func:`bastion.catalog.severity.rate`) with the OWASP
+        entries of this probe (or ``owasp``), and the rating's rationale is kept.
+
+        Parameters
+        ----------
+        target, context
+            As passed to :meth:`run`.
+        effect : Effect
+            What the attack achieved (e.g. ``Effect.DEGRADATION``).
+        extent : float
+            The share of inputs or of the model affected, in ``[0, 1]``; clipped.
+        summary : str
+            One or two sentences: what was found and what to do.
+        effort : Effort
+            What the attack cost the attacker.
+        owasp : sequence of str, optional
+            OWASP ids to rate against; the probe's own catalog mapping by default.
+        **fields
+            Other :class:`Finding` fields (metrics, evidence, series, remedies...).
+        """
+        rating = rate(
+            Impact(
+                effect=effect,
+                extent=min(1.0, max(0.0, float(extent))),
+                effort=effort,
+                security_decision=context.security_decision,
+            ),
+            owasp=list(self.meta.catalog.owasp if owasp is None else owasp),
+        )
+        return self.finding(
+            target,
+            context,
+            status=Status.VULNERABLE,
+            severity=rating.severity,
+            severity_rationale=list(rating.rationale),
+            summary=summary,
             **fields,
         )
 

@@ -41,7 +41,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from bastion.catalog.severity import Effect, Effort, Impact, rate
+from bastion.catalog.severity import Effect
 from bastion.data.dataset import Dataset
 from bastion.findings import CatalogRefs, Evidence, Finding, Metric, Status
 from bastion.probes.base import Cost, Knowledge, Probe, ProbeMeta, ProbeParams
@@ -366,15 +366,6 @@ class OutputGranularityProbe(Probe):
                 metrics=metrics,
                 evidence=evidence,
             )
-        rating = rate(
-            Impact(
-                effect=Effect.INFORMATION_EXPOSURE,
-                extent=exposure_extent(e),
-                effort=Effort.LOW,
-                security_decision=context.security_decision,
-            ),
-            owasp=list(self.meta.catalog.owasp),
-        )
         advice = (
             "return labels only"
             if p.allowed_scores_per_row == 0
@@ -384,12 +375,11 @@ class OutputGranularityProbe(Probe):
         logit_note = (
             " Raw logits reveal the model's margins directly." if e.kind == "logits" else ""
         )
-        return self.finding(
+        return self.vulnerable_finding(
             target,
             context,
-            status=Status.VULNERABLE,
-            severity=rating.severity,
-            severity_rationale=list(rating.rationale),
+            effect=Effect.INFORMATION_EXPOSURE,
+            extent=exposure_extent(e),
             summary=(
                 f"{target.name} returns {shape}, more than a label; these scores feed model "
                 f"inversion, membership inference and model stealing.{logit_note} "

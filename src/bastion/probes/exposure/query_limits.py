@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from pydantic import Field
 
-from bastion.catalog.severity import Effect, Effort, Impact, rate
+from bastion.catalog.severity import Effect
 from bastion.data.dataset import Dataset
 from bastion.errors import QueryBudgetExceeded
 from bastion.findings import CatalogRefs, Evidence, Finding, Metric, Status
@@ -272,21 +272,12 @@ class QueryLimitsProbe(Probe):
             "evidence": evidence,
         }
         if 200 <= status < 300:
-            rating = rate(
-                Impact(
-                    effect=Effect.MISSING_CONTROL,
-                    extent=1.0,
-                    effort=Effort.LOW,
-                    security_decision=context.security_decision,
-                ),
-                owasp=list(self._AUTH_CATALOG.owasp),
-            )
-            return self.finding(
+            return self.vulnerable_finding(
                 target,
                 context,
-                status=Status.VULNERABLE,
-                severity=rating.severity,
-                severity_rationale=list(rating.rationale),
+                effect=Effect.MISSING_CONTROL,
+                extent=1.0,
+                owasp=self._AUTH_CATALOG.owasp,
                 summary=(
                     f"{target.name} answered a request without credentials (HTTP {status}); "
                     "anyone who can reach it can query the model. Require authentication."
@@ -419,21 +410,12 @@ class QueryLimitsProbe(Probe):
         # Extent grows with how much the burst got through: 60 answered requests at
         # full speed already show the absence of a limit; fewer show it less strongly.
         extent = min(1.0, 0.5 + 0.5 * b.ok / 60)
-        rating = rate(
-            Impact(
-                effect=Effect.MISSING_CONTROL,
-                extent=extent,
-                effort=Effort.LOW,
-                security_decision=context.security_decision,
-            ),
-            owasp=list(self._RATE_CATALOG.owasp),
-        )
-        return self.finding(
+        return self.vulnerable_finding(
             target,
             context,
-            status=Status.VULNERABLE,
-            severity=rating.severity,
-            severity_rationale=list(rating.rationale),
+            effect=Effect.MISSING_CONTROL,
+            extent=extent,
+            owasp=self._RATE_CATALOG.owasp,
             summary=(
                 f"{target.name} answered all {b.sent} requests of a burst at "
                 f"{b.requests_per_second:.0f} requests/s with no 429 and no rate-limit header; "

@@ -20,7 +20,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from bastion.attacks.evasion.corruptions import corrupt
-from bastion.catalog.severity import Effect, Effort, Impact, rate
+from bastion.catalog.severity import Effect
 from bastion.data.dataset import Dataset
 from bastion.errors import UsageError
 from bastion.findings import CatalogRefs, Evidence, Finding, Metric, Series, Status
@@ -299,21 +299,11 @@ class CorruptionsProbe(Probe):
                 **fields,
             )
         relative = min(1.0, max(0.0, worst_drop / base))
-        rating = rate(
-            Impact(
-                effect=Effect.DEGRADATION,
-                extent=relative,
-                effort=Effort.LOW,
-                security_decision=context.security_decision,
-            ),
-            owasp=list(self.meta.catalog.owasp),
-        )
-        return self.finding(
+        return self.vulnerable_finding(
             target,
             context,
-            status=Status.VULNERABLE,
-            severity=rating.severity,
-            severity_rationale=list(rating.rationale),
+            effect=Effect.DEGRADATION,
+            extent=relative,
             summary=f"Accuracy falls from {base:.2f} to {base - worst_drop:.2f} under "
             f"{worst_name.replace('_', ' ')} at severity {worst_sev} (more than the accepted "
             f"{p.max_drop:g}); at severity {p.severities[-1]} the worst are {worst_overall}. "

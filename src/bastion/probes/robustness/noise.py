@@ -45,7 +45,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from bastion.catalog.severity import Effect, Effort, Impact, rate
+from bastion.catalog.severity import Effect
 from bastion.data.dataset import Dataset
 from bastion.errors import DataError
 from bastion.findings import CatalogRefs, Finding, Metric, Series, Status, wilson_interval
@@ -348,21 +348,11 @@ class NoiseRobustnessProbe(Probe):
                 **fields,
             )
         relative = min(1.0, max(0.0, drop / baseline.accuracy))
-        rating = rate(
-            Impact(
-                effect=Effect.DEGRADATION,
-                extent=relative,
-                effort=Effort.LOW,
-                security_decision=context.security_decision,
-            ),
-            owasp=list(self.meta.catalog.owasp),
-        )
-        return self.finding(
+        return self.vulnerable_finding(
             target,
             context,
-            status=Status.VULNERABLE,
-            severity=rating.severity,
-            severity_rationale=list(rating.rationale),
+            effect=Effect.DEGRADATION,
+            extent=relative,
             summary=(
                 f"Accuracy falls from {baseline.accuracy:.2f} to {worst.accuracy:.2f} under "
                 f"{_NAMES[kind]} noise at only {_strength(kind, worst.level)} (a drop of "
