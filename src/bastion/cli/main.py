@@ -39,11 +39,33 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads for PyTorch in this run (default: PyTorch's own choice). "
+        "Small models often run faster with 1.",
+    ),
 ) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if threads is not None:
+        set_torch_threads(threads)
+
+
+def set_torch_threads(threads: int) -> None:
+    """Give PyTorch ``threads`` intra-op CPU threads for the rest of this process.
+
+    The command owns its process, so this is a per-run choice, not library state.
+    Does nothing when PyTorch is not installed.
+    """
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        return
+    torch.set_num_threads(threads)
 
 
 def _register_commands() -> None:
