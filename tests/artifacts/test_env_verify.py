@@ -219,3 +219,13 @@ def test_environment_root_and_progress_callbacks(site: Path) -> None:
     assert totals == [len(ticks)] and totals[0] > 0
     selected, everything = load_distributions([site], ["fakenum"])
     assert len(selected) == 1 and len(everything) == 2
+
+
+def test_startup_hooks_can_be_checked_with_a_package_filter(site: Path) -> None:
+    (site / "zzz-telemetry.pth").write_text("import os; os.system('id')\n")
+    assert verify_environment([site], packages=["fakenum"]).unowned == ()
+    report = verify_environment([site], packages=["fakenum"], startup_hooks=True)
+    assert report.tampered and [(i.kind, i.path) for i in report.unowned] == [
+        ("unrecorded", "zzz-telemetry.pth")
+    ]
+    assert verify_environment([site], startup_hooks=False).unowned == ()

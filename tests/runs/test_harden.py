@@ -98,3 +98,20 @@ def test_significance_rule() -> None:
     assert not significantly_higher(
         0.65, Interval(low=0.55, high=0.75), Interval(low=0.4, high=0.6)
     )
+
+
+class _IdentityAt(_Identity):
+    """Fixes nothing, but reports the budget it resolved (as a real remedy does)."""
+
+    def apply(self, target: Target, data: Dataset, context: ProbeContext) -> RemedyResult:
+        return RemedyResult(target=target, changes={"eps": 0.05})
+
+
+def test_the_remedys_resolved_budget_bounds_the_verdict(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    out = run_harden(
+        _request(_IdentityAt(), tmp_path, budget=0.3), store=store, registry=_registry()
+    )
+    assert not out.verified
+    assert "at budgets up to 0.05" in out.reason
+    store.close()

@@ -17,7 +17,7 @@ runs the input on the way:
    (tied weights) are written as separate copies. The header's keys are sorted, so
    the same input always gives the same bytes (and SHA-256). The file is read back
    and every tensor compared with :func:`torch.equal`;
-   ``skops``: the estimator is written with :func:`skops.io.dump`, then read back
+   ``skops``: the estimator is written with :func:`skops.io.dump` (deflated), then read back
    with :func:`skops.io.load` trusting exactly the types reported by
    :func:`skops.io.get_untrusted_types`, which are listed so a reader knows what it
    will be asked to trust;
@@ -56,6 +56,9 @@ __all__ = [
     "convert_artifact",
     "default_output",
     "file_sha256",
+    "scan_and_load",
+    "select_entry",
+    "write_converted",
 ]
 
 logger = logging.getLogger(__name__)
@@ -175,7 +178,8 @@ def collect_tensors(obj: Any) -> tuple[dict[str, Any], list[str]]:
     return tensors, dropped
 
 
-def _select(obj: Any, select: str | None) -> Any:
+def select_entry(obj: Any, select: str | None) -> Any:
+    """The entry ``select`` (dotted keys) of a loaded checkpoint; ``obj`` when None."""
     if select is None:
         return obj
     current = obj
@@ -191,7 +195,16 @@ def _select(obj: Any, select: str | None) -> Any:
     return current
 
 
-def _scan_and_load(path: Path, allow: Sequence[str]) -> tuple[Any, str]:
+def scan_and_load(path: Path, allow: Sequence[str] = ()) -> tuple[Any, str]:
+    """Scan ``path`` and, only if it is clean, load it with the restricted unpickler.
+
+    Returns the object and the SHA-256 the scan saw (the load is pinned to it).
+
+    Raises
+    ------
+    ConversionRefused
+        The scan found issues; nothing was loaded.
+    """
     from bastion.artifacts import safe_load, scan_path
 
     report = scan_path(path, allow=list(allow))
@@ -266,10 +279,13 @@ def _write_safetensors(
 
 
 def _write_skops(obj: Any, temp: Path) -> list[str]:
+    import zipfile
+
     import skops.io as sio
 
     try:
-        sio.dump(obj, temp)
+        # Deflated: skops stores arrays as raw .npy members, ~10x a compressed joblib.
+        sio.dump(obj, temp, compression=zipfile.ZIP_DEFLATED)
         trusted = sio.get_untrusted_types(file=temp)
         loaded = sio.load(temp, trusted=trusted)
     except Exception as err:  # skops raises many types for objects it cannot store
@@ -317,10 +333,30 @@ def convert_artifact(
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path} is not a file; give the model file to convert.")
-    obj, source_sha256 = _scan_and_load(path, allow)
-    obj = _select(obj, select)
+    obj, source_sha256 = scan_and_load(path, allow)
+    obj = select_entry(obj, select)
     if to is None:
         to = "safetensors" if collect_tensors(obj)[0] else "skops"
+    return write_converted(obj, path, source_sha256, to=to, output=output, overwrite=overwrite)
+
+
+def write_converted(
+    obj: Any,
+    source: Path,
+    source_sha256: str,
+    *,
+    to: ConvertTarget,
+    output: Path | None = None,
+    overwrite: bool = False,
+) -> ConversionResult:
+    """Write an object loaded by :func:`scan_and_load` as safetensors or skops.
+
+    The second half of :func:`convert_artifact`, for callers that inspect the loaded
+    object first (the remedy ``supply_chain.safe_reserialisation`` picks the state
+    dict that fits its model). ``source`` and ``source_sha256`` are recorded; the
+    output defaults to ``source`` with the new suffix.
+    """
+    path = Path(source)
     if to not in _SUFFIX:
         raise UsageError(f"Cannot convert to {to!r}; choose safetensors or skops.")
     target = Path(output) if output is not None else default_output(path, to)

@@ -248,6 +248,7 @@ def verify_environment(
     workers: int | None = None,
     on_total: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    startup_hooks: bool | None = None,
 ) -> EnvReport:
     """Check installed distributions against their RECORD files.
 
@@ -257,13 +258,17 @@ def verify_environment(
         Site-packages folders; by default every ``sys.path`` folder with metadata.
     packages
         Distribution names to check (any spelling PEP 503 normalises alike); all
-        when None. Top-level start-up hooks are checked only when checking all.
+        when None.
     workers
         Hashing threads (default: usable CPUs).
     on_total
         Called once with the number of recorded files about to be checked.
     progress
         Called with 1 after each file.
+    startup_hooks
+        Also report unrecorded top-level start-up hooks (``*.pth``,
+        ``sitecustomize``/``usercustomize``); by default only when checking all
+        distributions.
 
     Raises
     ------
@@ -337,7 +342,8 @@ def verify_environment(
             DistributionReport(dist.name, dist.version, dist.site_dir, checked, tuple(issues))
         )
     unowned: list[FileIssue] = []
-    if packages is None:
+    check_hooks = packages is None if startup_hooks is None else startup_hooks
+    if check_hooks:
         for site_dir in dirs:
             unowned.extend(_startup_hooks(site_dir, recorded[site_dir]))
     report = EnvReport(tuple(dirs), tuple(reports), tuple(unowned))

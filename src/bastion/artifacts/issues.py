@@ -178,6 +178,11 @@ class FileReport:
     notes : list of str
         Facts worth knowing that are not issues (a format's parts that were hashed
         rather than parsed, an optional parser that was used).
+    pickle_based : bool
+        Some part of the file is read by Python's unpickler when it is loaded the usual
+        way (a pickle, joblib or ``torch.save`` file, a NumPy object array; not the
+        pickles of a TorchScript archive, which libtorch reads without Python). A clean
+        scan says what such a file holds *now*; the format itself can hold code.
     """
 
     path: str
@@ -189,6 +194,7 @@ class FileReport:
     allowed_by_user: list[str] = field(default_factory=list)
     members: int = 0
     notes: list[str] = field(default_factory=list)
+    pickle_based: bool = False
 
     @property
     def safe(self) -> bool:
@@ -209,6 +215,7 @@ class FileReport:
             "safe": self.safe,
             "worst_severity": self.worst.value,
             "formats": list(self.formats),
+            "pickle_based": self.pickle_based,
             "members_scanned": self.members,
             "issues": [i.to_dict() for i in self.issues],
             "globals": dict(sorted(self.globals_seen.items())),

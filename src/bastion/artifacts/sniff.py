@@ -11,10 +11,19 @@ Examples
 'npy'
 >>> sniff(b"plain text", size=10)
 'unknown'
+
+A safetensors header of 128 + 256k bytes (k <= 5) starts with ``80 0k``, which is
+also how a pickle starts; the third byte decides, since a pickle loader stops at once
+on a byte that is no opcode:
+
+>>> header = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'.ljust(128)
+>>> sniff((128).to_bytes(8, "little") + header + bytes(4), size=8 + 128 + 4)
+'safetensors'
 """
 
 from __future__ import annotations
 
+import pickletools
 import struct
 
 __all__ = ["HEAD_BYTES", "sniff"]
@@ -35,6 +44,10 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x04\x22\x4d\x18", "lz4"),
     (b"ZF0x", "joblib-zfile"),
 )
+
+
+#: Every byte Python's unpickler accepts as an opcode.
+_PICKLE_OPCODES = frozenset(ord(op.code) for op in pickletools.opcodes)
 
 
 def _is_tar(head: bytes) -> bool:
@@ -104,6 +117,10 @@ def sniff(head: bytes, *, size: int) -> str:
     protocol 0/1 pickle; the scanner tries it.
     """
     if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
+        # ``PROTO k`` -- unless the bytes are a safetensors length whose next byte no
+        # unpickler would execute (a header of 128 + 256k bytes, k <= 5, begins so).
+        if len(head) > 2 and head[2] not in _PICKLE_OPCODES and _is_safetensors(head, size):
+            return "safetensors"
         return "pickle"
     for magic, name in _MAGIC:
         if head.startswith(magic):

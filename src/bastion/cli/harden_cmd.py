@@ -112,7 +112,11 @@ def _verdict_text(finding: Finding) -> str:
 
 def _print_table(outcome: HardenOutcome) -> None:
     table = Table(title=f"bastion harden: {outcome.after.options['remedy']['id']}")
-    for col in ("probe", "budget", "robust acc. before", "after", "change"):
+    kinds = {b.metric for c in outcome.changes for b in c.budgets}
+    measured = "certified acc." if kinds == {"certified_accuracy"} else "robust acc."
+    if kinds == {"robust_accuracy", "certified_accuracy"}:
+        measured = "robust/certified acc."
+    for col in ("probe", "budget", f"{measured} before", "after", "change"):
         table.add_column(col)
     for c in outcome.changes:
         for b in c.budgets:
@@ -149,6 +153,8 @@ def _print_table(outcome: HardenOutcome) -> None:
             f"{ch['clean_accuracy_after']:.3f} ({ch.get('test_rows')} rows); training took "
             f"{ch.get('train_seconds')} s."
         )
+    elif outcome.remedy.notes:
+        out_console.print(outcome.remedy.notes)
     out_console.print(
         f"Runs: before {outcome.before.run_id}, after {outcome.after.run_id} "
         f"(compare with 'bastion runs diff {outcome.before.run_id} {outcome.after.run_id}')."

@@ -14,7 +14,12 @@ supply; say so when reporting).
 :meth:`EnsembleDisagreementGuard.calibrated` sets the threshold to the ``1 - fpr``
 quantile of scores on clean in-distribution rows. Caveat, stated plainly: an
 attacker who knows all members can attack them jointly (the ensemble is then one
-bigger model), so evaluate it adaptively before relying on it.
+bigger model), so evaluate it adaptively before relying on it:
+``evasion.detector_adaptive`` with ``detector: ensemble``
+(:mod:`bastion.probes.evasion.detector_ensemble`) builds the members the way
+:meth:`EnsembleDisagreementGuard.from_target` does, calibrates at a fixed
+false-positive rate and attacks model and members together;
+:func:`disagreement_torch` is the same score, differentiable.
 
 Members are :class:`~bastion.targets.torch_target.TorchTarget` objects or torch
 modules (run on tensors) or any :class:`~bastion.targets.base.Target` with
@@ -48,7 +53,7 @@ from bastion.guards.base import Decision, Guard, GuardMeta, GuardRequest
 from bastion.guards.squeezing import DETECTOR_CATALOG, calibrate_threshold
 from bastion.targets.base import Capability, Target
 
-__all__ = ["EnsembleDisagreementGuard", "disagreement"]
+__all__ = ["EnsembleDisagreementGuard", "disagreement", "disagreement_torch"]
 
 
 def disagreement(probs: np.ndarray) -> np.ndarray:
@@ -60,6 +65,15 @@ def disagreement(probs: np.ndarray) -> np.ndarray:
     p = np.asarray(probs, dtype=np.float64)
     scores: np.ndarray = np.abs(p - p.mean(axis=0, keepdims=True)).sum(axis=2).mean(axis=0)
     return scores
+
+
+def disagreement_torch(probs: torch.Tensor) -> torch.Tensor:
+    """:func:`disagreement` on a tensor ``(m, n, K)``, differentiable: scores ``(n,)``.
+
+    >>> disagreement_torch(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])).tolist()
+    [1.0]
+    """
+    return (probs - probs.mean(dim=0, keepdim=True)).abs().sum(dim=2).mean(dim=0)
 
 
 def _probs(member: Any, x: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from bastion.remedies.base import Remedy, RemedyMeta, RemedyResult
 if TYPE_CHECKING:
     from bastion.remedies.adversarial_training import AdversarialTraining
     from bastion.remedies.input_restoration import InputRestoration
+    from bastion.remedies.safe_reserialisation import SafeReserialisation
 
 __all__ = [
     "BUILTIN_REMEDIES",
@@ -23,11 +24,13 @@ __all__ = [
     "Remedy",
     "RemedyMeta",
     "RemedyResult",
+    "SafeReserialisation",
 ]
 
 _LAZY = {
     "AdversarialTraining": "bastion.remedies.adversarial_training",
     "InputRestoration": "bastion.remedies.input_restoration",
+    "SafeReserialisation": "bastion.remedies.safe_reserialisation",
 }
 
 

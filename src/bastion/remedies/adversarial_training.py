@@ -9,10 +9,12 @@
   the KL term inside the ball (started at ``x`` plus 0.001-scaled Gaussian noise).
 
 The remedy *fine-tunes* a deep copy of the target's module (the original is never
-touched) on ``Dataset.x_train``/``y_train`` with Adam. Budgets are fractions of each
-feature's range, exactly as the evasion probes state them (raw units for inputs in
-``[0, 1]``), and the attack respects the input spec's bounds and frozen features
-through :class:`~bastion.attacks.evasion.budget.Domain`.
+touched) on ``Dataset.x_train``/``y_train`` with Adam. ``eps`` is read in ``units``
+with the same rule as the evasion probes (:mod:`bastion.attacks.evasion.units`:
+``auto`` = raw input units when every feature shares one finite range, fractions of
+each feature's range otherwise); left unset it is 0.1 of the range (0.1 on ``[0, 1]``,
+25.5 grey levels on ``[0, 255]``). The attack respects the input spec's bounds and
+frozen features through :class:`~bastion.attacks.evasion.budget.Domain`.
 
 Defaults are sized for the demo digits CNN (about 1,400 training rows of 1×8×8):
 ``eps=0.1`` (L∞), ``steps=7`` with step ``2.5 * eps / steps``, ``epochs=5``,
@@ -57,6 +59,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bastion.attacks.evasion.budget import Domain
+from bastion.attacks.evasion.units import Units
 from bastion.data.dataset import Dataset
 from bastion.errors import DataError, TargetError, UsageError
 from bastion.findings import CatalogRefs, wilson_interval
@@ -82,6 +85,7 @@ class AdversarialTrainingParams(BaseModel):
 
     method: Literal["pgd", "trades"] = "pgd"
     eps: float = Field(0.1, gt=0, allow_inf_nan=False)
+    units: Units = "auto"
     norm: Literal["linf", "l2"] = "linf"
     steps: int = Field(7, ge=1, le=1000)
     step_size: float | None = Field(None, gt=0, allow_inf_nan=False)
@@ -226,10 +230,11 @@ class AdversarialTraining(Remedy):
             p = AdversarialTrainingParams(**self.params)
         except ValidationError as err:
             raise UsageError(_format(err)) from None
-        if p.norm == "linf" and p.eps > 1:
+        if p.units == "range" and p.norm == "linf" and p.eps > 1:
             raise UsageError(
                 f"The 'eps' parameter of evasion.adversarial_training is {p.eps:g}, but L∞ "
-                "budgets are fractions of each feature's range and must lie in (0, 1]."
+                "budgets in units 'range' are fractions of each feature's range and must lie "
+                "in (0, 1]."
             )
         if p.loop is not None and not callable(p.loop):
             raise UsageError(
@@ -264,12 +269,16 @@ class AdversarialTraining(Remedy):
         reference = (
             np.concatenate([data.x_train, data.x_test]) if len(data.x_test) else data.x_train
         )
-        domain = Domain.from_spec(spec, reference=reference, device=device)
+        who = self.meta.id
+        domain = Domain.from_spec(spec, reference=reference, device=device, units=p.units, who=who)
         if not domain.any_mutable:
             raise DataError(
                 f"No feature of {target.name!r} may be changed, so there is nothing to train "
                 "against; check the input spec's mutable mask."
             )
+        if "eps" not in p.model_fields_set:  # the default is a fraction of the range
+            p = p.model_copy(update={"eps": domain.units.from_fractions([p.eps], who=who)[0]})
+        domain.check_budgets([p.eps], p.norm, who, name="eps")
         try:
             module = copy.deepcopy(target.module)
         except Exception as err:  # some compiled/exported modules refuse deepcopy
@@ -311,6 +320,8 @@ class AdversarialTraining(Remedy):
             "method": p.method,
             "norm": p.norm,
             "eps": p.eps,
+            "units": domain.units.kind,
+            "units_meaning": domain.units.describe(),
             "steps": p.steps,
             "step_size": perturb.alpha,
             "epochs": p.epochs,
@@ -329,7 +340,7 @@ class AdversarialTraining(Remedy):
         }
         notes = (
             f"{'TRADES' if p.method == 'trades' else 'PGD-AT'} fine-tuning, {p.epochs} epoch(s) "
-            f"at {p.norm} eps {p.eps:g} with {p.steps}-step PGD; clean test accuracy "
-            f"{before:.3f} -> {after:.3f} on {n} rows."
+            f"at {domain.units.budget_text(p.norm, p.eps)} with {p.steps}-step PGD; clean test "
+            f"accuracy {before:.3f} -> {after:.3f} on {n} rows."
         )
         return RemedyResult(target=hardened, changes=changes, notes=notes)

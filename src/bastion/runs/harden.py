@@ -8,8 +8,9 @@ Both runs are ordinary :class:`~bastion.findings.run.RunRecord` objects in the s
 so ``bastion runs diff BEFORE AFTER`` works on them.
 
 **Verification.** For every finding of the verifying probes (matched by probe and
-variant), each ``robust_accuracy@budget`` metric is compared before and after. The
-remedy is *verified* when
+variant), each ``robust_accuracy@budget`` metric -- and each ``certified_accuracy@radius``
+metric of certifying probes such as ``evasion.certified_radius`` -- is compared before
+and after. The remedy is *verified* when
 
 * at least one verifying finding improved significantly at some budget no larger
   than the remedy's own budget (or the probe's tolerance when the remedy states none):
@@ -57,7 +58,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_PREFIX = "robust_accuracy@"
+#: Metric name prefixes compared before and after; the rest of the name is the budget.
+_PREFIXES = ("robust_accuracy@", "certified_accuracy@")
 
 
 def significantly_higher(value: float, interval: Interval, other: Interval) -> bool:
@@ -67,13 +69,14 @@ def significantly_higher(value: float, interval: Interval, other: Interval) -> b
 
 @dataclass(frozen=True)
 class BudgetChange:
-    """Robust accuracy at one budget, before and after (Wilson 95% intervals)."""
+    """Robust (or certified) accuracy at one budget, before and after (Wilson 95% intervals)."""
 
     budget: float
     before: float
     after: float
     before_interval: Interval | None
     after_interval: Interval | None
+    metric: str = "robust_accuracy"
 
     @property
     def improved(self) -> bool:
@@ -165,21 +168,28 @@ def _compare(before: RunRecord, after: RunRecord, verifying: Sequence[str]) -> l
         after_metrics = {m.name: m for m in (g.metrics if g else [])}
         for m in f.metrics:
             n = after_metrics.get(m.name)
-            if not m.name.startswith(_PREFIX) or n is None:
+            prefix = next((q for q in _PREFIXES if m.name.startswith(q)), None)
+            if prefix is None or n is None:
                 continue
             if not isinstance(m.value, int | float) or not isinstance(n.value, int | float):
                 continue
             change.budgets.append(
                 BudgetChange(
-                    float(m.name[len(_PREFIX) :]),
+                    float(m.name[len(prefix) :]),
                     float(m.value),
                     float(n.value),
                     m.interval,
                     n.interval,
+                    metric=prefix[:-1],
                 )
             )
         out.append(change)
     return out
+
+
+def _what(changes: list[BudgetChange]) -> str:
+    """``"robust accuracy"``, ``"certified accuracy"`` or both, for a verdict sentence."""
+    return " and ".join(sorted({b.metric.replace("_", " ") for b in changes}))
 
 
 def _verdict(changes: list[FindingChange], budget: float | None) -> tuple[bool, str]:
@@ -193,25 +203,25 @@ def _verdict(changes: list[FindingChange], budget: float | None) -> tuple[bool, 
         assert c.after is not None
         if c.before.status is not Status.INCONCLUSIVE and c.after.status is Status.INCONCLUSIVE:
             problems.append(f"{c.probe_id} became inconclusive ({c.after.summary})")
-        worse = [b.budget for b in c.budgets if b.worsened]
+        worse = [b for b in c.budgets if b.worsened]
         if worse:
-            problems.append(f"{c.probe_id} robust accuracy fell at {worse}")
+            problems.append(f"{c.probe_id} {_what(worse)} fell at {[b.budget for b in worse]}")
         if c.before.status is Status.VULNERABLE and c.after.status is Status.NOT_VULNERABLE:
             improved.append(f"{c.probe_id} is no longer vulnerable")
             continue
         better = [
-            b.budget
-            for b in c.budgets
-            if b.improved and (budget is None or b.budget <= budget + 1e-12)
+            b for b in c.budgets if b.improved and (budget is None or b.budget <= budget + 1e-12)
         ]
         if better:
-            improved.append(f"{c.probe_id} robust accuracy rose significantly at {better}")
+            improved.append(
+                f"{c.probe_id} {_what(better)} rose significantly at {[b.budget for b in better]}"
+            )
     if problems:
         return False, "; ".join(problems)
     if not improved:
         scope = f" at budgets up to {budget:g}" if budget is not None else ""
         return False, (
-            "no verifying probe showed a significant robust-accuracy gain"
+            "no verifying probe showed a significant robust- or certified-accuracy gain"
             f"{scope} (non-overlapping Wilson 95% intervals)"
         )
     return True, "; ".join(improved)
@@ -251,7 +261,7 @@ def run_harden(
         return outcome.record
 
     before = assess(job, "before")
-    context = ProbeContext(seed=request.seed, progress=progress)
+    context = ProbeContext(seed=request.seed, progress=progress, output_dir=request.output_dir)
     with progress(total=1, description=f"Applying {meta.id}") as bar:
         result = request.remedy.apply(job.target, job.data, context)
         bar.advance(1)
@@ -266,6 +276,10 @@ def run_harden(
     after.options["remedy"] = {"id": meta.id, "changes": result.changes, "before": before.run_id}
     store.save_run(after)
     changes = _compare(before, after, meta.verified_by)
-    verified, reason = _verdict(changes, request.budget)
+    # The remedy records the budget it trained for in the units it resolved (e.g. raw grey
+    # levels on [0, 255] images); that, not the requested number, bounds the comparison.
+    resolved = result.changes.get("eps")
+    budget = float(resolved) if isinstance(resolved, int | float) else request.budget
+    verified, reason = _verdict(changes, budget)
     log.info("harden %s: verified=%s (%s)", meta.id, verified, reason)
     return HardenOutcome(before, after, result, changes, verified, reason)

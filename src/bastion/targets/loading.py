@@ -15,8 +15,11 @@ protobuf starting with the ``ir_version`` field            onnx        ONNX
 
 Formats that can only be opened by running code are refused with a message saying
 how to convert them: Python pickles (including ``torch.save`` checkpoints and
-joblib files). Files that carry weights but no architecture (safetensors, HDF5)
-are refused with a pointer to the in-memory adapters.
+joblib files). The one exception is asked for by name: with ``kind="sklearn"`` a
+scikit-learn pickle or joblib file is loaded by :func:`bastion.artifacts.safe_load`
+(a clean scan, then an unpickler that imports only what the scanner's allowlist
+accepts; option ``allow`` adds reviewed exceptions). Files that carry weights but no
+architecture (safetensors, HDF5) are refused with a pointer to the in-memory adapters.
 
 Examples
 --------
@@ -122,8 +125,9 @@ def detect_format(source: str | Path) -> str:
     elif head[:1] == b"\x80" or head[:2] in (b"\x78\x9c", b"\x78\xda", b"\x1f\x8b"):
         raise TargetError(
             f"{path} looks like a Python pickle (or a compressed joblib file), which Bastion "
-            "never loads; save scikit-learn models with skops.io.dump and torch models with "
-            "torch.export.save."
+            "never loads unasked; save scikit-learn models with skops.io.dump (or `bastion "
+            "artifacts convert`) and torch models with torch.export.save, or set kind "
+            "'sklearn' to load a scikit-learn pickle through bastion.artifacts.safe_load."
         )
     elif head.startswith(b"\x89HDF"):
         raise TargetError(
@@ -233,6 +237,9 @@ def load_target(
         loader = TorchTarget.from_torchscript if fmt == "torchscript" else TorchTarget.from_export
         _check_options(loader, opts, kind)
         target = loader(path, **common, **opts)
+    elif kind == "sklearn" and not _is_zip(path):
+        _check_options(_sklearn_from_pickle, opts, kind)
+        target = _sklearn_from_pickle(path, **common, **opts)
     elif kind == "sklearn":
         _check_options(SklearnTarget.from_skops, opts, kind)
         target = SklearnTarget.from_skops(path, **common, **opts)
@@ -242,6 +249,40 @@ def load_target(
     target.source_path = path
     target.verify()
     log.info("loaded %s target %r from %s", kind, target.name, path)
+    return target
+
+
+def _is_zip(path: Path) -> bool:
+    """True for a zip (skops) or an unreadable path, which the skops loader reports."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(2) == b"PK"
+    except OSError:
+        return True
+
+
+def _sklearn_from_pickle(
+    path: Path,
+    *,
+    input_spec: InputSpec,
+    classes: Sequence[str],
+    name: str | None = None,
+    query_budget: int | None = None,
+    allow: Sequence[str] = (),
+) -> Target:
+    """A scikit-learn pickle or joblib file, loaded only by :func:`~bastion.artifacts.safe_load`."""
+    from bastion.artifacts import safe_load
+    from bastion.targets.sklearn_target import SklearnTarget
+
+    estimator = safe_load(path, allow=list(allow))  # scans first; refuses what is not clean
+    target = SklearnTarget(
+        estimator,
+        input_spec=input_spec,
+        classes=classes,
+        name=name or path.name,
+        query_budget=query_budget,
+    )
+    target.source = str(path)
     return target
 
 

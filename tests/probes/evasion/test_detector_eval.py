@@ -47,7 +47,7 @@ def test_keeps_the_probe_contract() -> None:
 
 def test_adaptive_attack_beats_the_static_detection_rate() -> None:
     [f] = DetectorAdaptiveProbe(**FAST).run(digits_cnn(), digits(), ProbeContext(seed=0))
-    assert f.status is Status.VULNERABLE
+    assert f.status is Status.VULNERABLE and f.variant == "squeezing-linf"
     fpr = f.metric("false_positive_rate")
     assert fpr is not None and fpr.interval is not None and fpr.n == 80
     assert _value(f, "detection_rate_adaptive@0.3") < _value(f, "detection_rate_static@0.3")
@@ -56,6 +56,9 @@ def test_adaptive_attack_beats_the_static_detection_rate() -> None:
     assert "false-positive rate" in f.summary and "adaptive" in f.summary
     names = {s.name for s in f.series}
     assert any("static" in n for n in names) and any("adaptive" in n for n in names)
+    assert "raw units, pixels in [0, 1]" in f.summary
+    notes = " ".join(e.description for e in f.evidence)
+    assert "BPDA" in notes and "without EoT" in notes
 
 
 def test_inconclusive_without_bounds_and_errors() -> None:

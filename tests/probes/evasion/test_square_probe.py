@@ -52,8 +52,10 @@ def test_square_probe_on_the_digits_cnn(tmp_path) -> None:
     assert f.metric("queries_median").value <= 150
     curve = f.series[0]
     assert curve.x == [0.0, 0.05, 0.2] and curve.y_low and len(curve.y_low) == 3
-    (image,) = f.evidence
+    image, units = f.evidence
     assert image.kind == "image" and (tmp_path / image.path).read_bytes()[:4] == b"\x89PNG"
+    assert units.data and units.data["units"] == "raw" and units.data["shared_range"] == [0, 1]
+    assert "raw units, pixels in [0, 1]" in f.summary
     assert "AML.T0040" in f.catalog.atlas_techniques and f.remedies
 
 
@@ -68,7 +70,8 @@ def test_square_probe_on_a_tabular_model_over_http() -> None:
         (f,) = probe.run(endpoint, data, ProbeContext(seed=0))
         used = endpoint.queries_used
     assert f.status is Status.VULNERABLE
-    assert "fraction of each feature's range" in f.summary
+    assert "fractions of each feature's range" in f.summary
+    assert f.evidence[-1].data and f.evidence[-1].data["units"] == "range"
     table = f.evidence[0]
     assert table.kind == "table" and table.data and len(table.data["rows"]) == 30
     assert f.metric("queries_total").value == used

@@ -37,7 +37,9 @@ def test_intrusion_detector_is_evaded_without_touching_immutable_fields() -> Non
     assert f.metric("violations_immutable").value == 0
     assert f.metric("method").value == "constrained-pgd"
     assert f.metric("attack_success_rate@0.01").value > 0.6
-    check, table = f.evidence
+    check, table, units = f.evidence
+    assert units.data and units.data["units"] == "range" and units.data["requested"] == "auto"
+    assert "fractions of each feature's range" in f.summary
     assert check.data and check.data["valid_rows"] == check.data["rows"] == 80
     rows = table.data["rows"] if table.data else []
     immutable = [r for r in rows if r[1]]

@@ -200,7 +200,8 @@ def test_missing_gradients_is_a_clear_error() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"budgets": [0.1, 2.0]}, "must lie in \\(0, 1\\]"),
+        ({"budgets": [0.1, 2.0], "units": "range"}, "must lie in \\(0, 1\\]"),
+        ({"units": "pixels"}, "units"),
         ({"budgets": [0.2, 0.3], "tolerance_budget": 0.1}, "at or below tolerance_budget"),
         ({"budgets": [-0.1]}, "greater than 0"),
         ({"budgets": [0.1, 0.1]}, "must not repeat"),
@@ -213,11 +214,13 @@ def test_bad_parameters_fail_before_any_query(params: dict[str, object], message
         PGDProbe(**params).validated_params()
 
 
-def test_an_l2_budget_larger_than_the_input_is_refused() -> None:
+def test_budgets_larger_than_the_input_are_refused() -> None:
     data, _ = digits()
     target = digits_target()
     with pytest.raises(UsageError, match="L2 budget of 10"):
         PGDProbe(norm="l2", budgets=[1.0, 10.0], n_samples=10).run(target, data, ProbeContext())
+    with pytest.raises(UsageError, match="L∞ budget of 2 \\(raw units, pixels in \\[0, 1\\]\\)"):
+        PGDProbe(budgets=[0.1, 2.0], n_samples=10).run(target, data, ProbeContext())
     assert target.queries_used == 0
 
 

@@ -32,6 +32,9 @@ CODECS = ("gzip", "bz2", "xz", "lzma", "zlib", "joblib-zfile", "lz4")
 _OUT = 1 << 20
 _WEAK_MAGIC = ("zlib", "lzma")
 _ZFILE_HEADER = 2 + 19  # b"ZF" + the hex length padded to 19 characters
+#: Codecs whose readers go on to a following stream (``gzip`` members, lz4 frames as
+#: ``lz4.frame.LZ4FrameFile`` reads them for joblib), with the magic that starts one.
+_MULTI_STREAM = {"gzip": b"\x1f\x8b", "lz4": b"\x04\x22\x4d\x18"}
 
 
 class _Codec:
@@ -63,8 +66,9 @@ class _Codec:
         d = self.d
         if d.eof:
             self.extra += data
-            if self.fmt == "gzip" and self.extra.startswith(b"\x1f\x8b"):
-                self.d, data, self.extra = self._new(), self.extra, b""  # next gzip member
+            magic = _MULTI_STREAM.get(self.fmt)
+            if magic is not None and self.extra.startswith(magic):
+                self.d, data, self.extra = self._new(), self.extra, b""  # the next stream
                 return self.step(data)
             return b""
         if hasattr(d, "unconsumed_tail"):  # zlib's API
@@ -73,13 +77,13 @@ class _Codec:
                 return b""
             out: bytes = d.decompress(data, _OUT)
             if d.eof:
-                self.extra += d.unused_data
+                self.extra += d.unused_data or b""
             return out
         if not data and getattr(d, "needs_input", True):
             return b""
         out = d.decompress(data, _OUT)
         if d.eof:
-            self.extra += d.unused_data
+            self.extra += d.unused_data or b""  # lz4 reports None when nothing is left
         return out
 
 

@@ -60,7 +60,14 @@ class ZipPlan:
         rel = name[len(self.prefix) :] if name.startswith(self.prefix) else name
         if self.kind in ("torch", "torchscript") and rel.endswith((".pkl", ".debug_pkl")):
             ctx.format("pickle")
-            runs = pickles.scan_pickle(ctx, data, member, depth=depth + 1, allowlist=self.allowlist)
+            runs = pickles.scan_pickle(
+                ctx,
+                data,
+                member,
+                depth=depth + 1,
+                allowlist=self.allowlist,
+                python=self.kind != "torchscript",
+            )
             if rel in ("data.pkl", "constants.pkl"):
                 self._storages(ctx, runs, member)
             return True
@@ -156,6 +163,7 @@ def scan_legacy_tar_member(
     """``storages`` / ``tensors`` of a legacy torch tar: pickles with raw data between."""
     from bastion.artifacts.formats.pickles import scan_one
 
+    ctx.report.pickle_based = True  # torch.load reads these records with pickle
     first = scan_one(ctx, w, 0, member, depth + 1)
     if not first.stopped or not isinstance(first.value, int) or first.value < 0:
         return

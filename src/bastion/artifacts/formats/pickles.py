@@ -95,8 +95,15 @@ def scan_pickle(
     *,
     depth: int,
     allowlist: Allowlist | None = None,
+    python: bool = True,
 ) -> list[PickleRun]:
-    """Scan every pickle in ``w``; return their runs (for persistent ids and values)."""
+    """Scan every pickle in ``w``; return their runs (for persistent ids and values).
+
+    ``python=False`` marks a stream that Python's unpickler never reads (TorchScript's
+    own pickles), so it does not make the file :attr:`~.FileReport.pickle_based`.
+    """
+    if python:
+        ctx.report.pickle_based = True
     al = allowlist or ctx.allowlist
     runs: list[PickleRun] = []
     pos = 0

@@ -1,16 +1,18 @@
 """Perturbation budgets in a model's raw input space: the :class:`Domain`.
 
 Budgets are given in the target's *raw* input space (normalisation is part of the
-model) and measured in units of each feature's range:
+model) and read with the one rule of :mod:`bastion.attacks.evasion.units`
+(``units``: ``auto`` = raw units when every feature shares one finite range,
+fractions of each feature's range otherwise; ``raw`` and ``range`` force either).
+The domain turns that into a per-feature ``scale``:
 
 * L∞ budget ``eps``: every feature ``i`` may move by at most ``eps * scale_i``;
 * L2 budget ``eps``: ``|| (x_adv - x) / scale ||_2 <= eps``;
 
-where ``scale_i`` is ``upper_i - lower_i`` from the input spec, or the range of the
-reference data where a bound is missing (1 where even that is zero). For inputs in
-``[0, 1]`` the scale is 1 and ``eps`` is the familiar raw budget (``8/255``,
-``0.3``); for pixels in ``[0, 255]`` the same ``eps`` means ``eps * 255`` grey
-levels, and for tabular features it is a fraction of each feature's range.
+where ``scale_i`` is 1 in raw units, and in range units ``upper_i - lower_i`` from
+the input spec, or the range of the reference data where a bound is missing (1
+where even that is zero). :meth:`Domain.check_budgets` refuses budgets larger than
+the input could ever need (an L∞ budget beyond every feature's whole range).
 
 Every point an attack returns lies inside the declared bounds exactly (``clamp``),
 and features that may not change are copied from the clean input bit for bit:
@@ -25,30 +27,38 @@ Examples
 >>> spec = InputSpec(shape=(3,), lower=[0.0, 0.0, 0.0], upper=[1.0, 100.0, 10.0],
 ...                  feature_names=["a", "b", "port"], immutable=["port"])
 >>> dom = Domain.from_spec(spec)
->>> dom.scale.tolist(), dom.mutable.tolist()
-([1.0, 100.0, 10.0], [True, True, False])
+>>> dom.units.kind, dom.scale.tolist(), dom.mutable.tolist()
+('range', [1.0, 100.0, 10.0], [True, True, False])
 >>> x = torch.tensor([[0.5, 50.0, 4.0]])
 >>> lo, hi = dom.ball_box(x, 0.1)
 >>> lo.tolist(), hi.tolist()
 ([[0.4000000059604645, 40.0, 4.0]], [[0.6000000238418579, 60.0, 4.0]])
 >>> Domain.unit((1, 8, 8)).simple
 True
+>>> img = Domain.from_spec(InputSpec(shape=(1, 4, 4), lower=0.0, upper=255.0))
+>>> img.units.describe(), float(img.scale.max()), img.reach
+('raw units, pixels in [0, 255]', 1.0, (255.0, 1020.0))
+>>> img.check_budgets([8.0, 300.0], "linf", "evasion.pgd")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+bastion.errors.UsageError: The 'budgets' parameter of evasion.pgd has an L∞ budget of 300 ...
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from bastion.attacks.evasion.projections import Norm, lp_norm, scale_to_l2_ball, unit_direction
+from bastion.attacks.evasion.units import NORM_NAMES, BudgetUnits, Units
 from bastion.errors import DataError, UsageError
 from bastion.targets.spec import InputSpec
 
-__all__ = ["Domain", "check_eps", "check_norm", "check_positive_int"]
+__all__ = ["BudgetUnits", "Domain", "Units", "check_eps", "check_norm", "check_positive_int"]
 
 _TOL = 1e-6
 
@@ -96,7 +106,12 @@ class Domain:
         Row-shaped bool: True where an attack may change the feature.
     simple : bool
         Scalar finite bounds, unit scale, every feature mutable: the fast path for
-        images in ``[0, 1]``.
+        images in raw units.
+    units : BudgetUnits
+        How budgets are read (see :mod:`bastion.attacks.evasion.units`).
+    reach : tuple of float
+        ``(L∞, L2)``: the largest budgets that still mean something -- every mutable
+        feature moved across its whole range.
     """
 
     lower: torch.Tensor
@@ -104,6 +119,8 @@ class Domain:
     scale: torch.Tensor
     mutable: torch.Tensor
     simple: bool = False
+    units: BudgetUnits = field(default_factory=lambda: BudgetUnits("range"))
+    reach: tuple[float, float] = (math.inf, math.inf)
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -117,12 +134,15 @@ class Domain:
         """Inputs in ``[0, 1]``, every feature mutable, budgets in raw units."""
         row = tuple(int(s) for s in shape)
         zeros = torch.zeros(row, device=device, dtype=dtype)
+        n = math.prod(row)
         return cls(
             zeros,
             zeros + 1,
             zeros + 1,
             torch.ones(row, dtype=torch.bool, device=device),
             simple=True,
+            units=BudgetUnits("raw", "auto", (0.0, 1.0), len(row) >= 2),
+            reach=(1.0, math.sqrt(n)),
         )
 
     @classmethod
@@ -134,20 +154,27 @@ class Domain:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         freeze_discrete: bool = True,
+        units: Units = "auto",
+        who: str = "the attack",
     ) -> Domain:
-        """The domain an input spec declares.
+        """The domain an input spec declares, with budgets read in ``units``.
 
         Parameters
         ----------
         spec : InputSpec
         reference : numpy.ndarray or None
-            Rows ``(m, *shape)`` whose per-feature range is the scale of features
+            Rows ``(m, *shape)`` whose per-feature range is the range of features
             without two finite bounds (1 where the range is zero or no rows are given).
         device, dtype
             Where the tensors live.
         freeze_discrete : bool
             Also freeze integer features and one-hot groups (see the module docstring).
+        units : {"auto", "raw", "range"}
+            The budget units (:mod:`bastion.attacks.evasion.units`).
+        who : str
+            Named in the error for bad ``units``.
         """
+        resolved = BudgetUnits.resolve(spec, units, who=who)
         lo, hi = spec.bounds()
         n = spec.n_features
         data_range = np.ones(n)
@@ -160,14 +187,20 @@ class Domain:
                 )
             data_range = flat.max(axis=0) - flat.min(axis=0)
         bounded = np.isfinite(lo) & np.isfinite(hi)
-        scale = np.where(bounded, hi - lo, data_range)
+        span = np.where(bounded, hi - lo, data_range)
         mutable = spec.mutable_mask().copy()
-        mutable &= ~(bounded & (scale <= 0))  # a feature pinned by its bounds cannot move
-        scale = np.where(scale > 0, scale, 1.0)
+        mutable &= ~(bounded & (span <= 0))  # a feature pinned by its bounds cannot move
+        span = np.where(span > 0, span, 1.0)
         if freeze_discrete:
             mutable &= ~spec.integer_mask()
             for group in spec.one_hot_indices():
                 mutable[group] = False
+        scale = span if resolved.kind == "range" else np.ones(n)
+        reach_units = (span / scale)[mutable]
+        reach = (
+            float(reach_units.max()) if len(reach_units) else 0.0,
+            float(np.sqrt(np.sum(reach_units**2))),
+        )
         shape = tuple(spec.shape)
 
         def as_tensor(a: np.ndarray) -> torch.Tensor:
@@ -181,7 +214,15 @@ class Domain:
             and np.all(hi == hi[0])
         )
         mask = torch.as_tensor(mutable.reshape(shape), device=device)
-        return cls(as_tensor(lo), as_tensor(hi), as_tensor(scale), mask, simple=simple)
+        return cls(
+            as_tensor(lo),
+            as_tensor(hi),
+            as_tensor(scale),
+            mask,
+            simple=simple,
+            units=resolved,
+            reach=reach,
+        )
 
     def to(self, like: torch.Tensor) -> Domain:
         """This domain on ``like``'s device and dtype (itself when already there)."""
@@ -205,6 +246,35 @@ class Domain:
     def any_mutable(self) -> bool:
         """True when at least one feature may change."""
         return bool(self.mutable.any())
+
+    def check_budgets(
+        self, budgets: Iterable[float], norm: str, who: str, *, name: str = "budgets"
+    ) -> None:
+        """Raise :class:`UsageError` if a budget exceeds what the input could ever need.
+
+        An L∞ budget beyond :attr:`reach` lets every feature cross its whole range;
+        an L2 budget beyond it is larger than moving every mutable feature across its
+        whole range.
+        """
+        values = list(budgets)
+        if not values:
+            return
+        worst = max(values)
+        limit = self.reach[0] if norm == "linf" else self.reach[1]
+        if worst <= limit * (1 + 1e-9):
+            return
+        units = self.units.describe()
+        if norm == "linf":
+            raise UsageError(
+                f"The {name!r} parameter of {who} has an L∞ budget of {worst:g} ({units}), "
+                f"more than {limit:g}, which already lets every feature cross its whole range; "
+                f"use budgets up to {limit:g} or other units."
+            )
+        raise UsageError(
+            f"The {name!r} parameter of {who} has an {NORM_NAMES['l2']} budget of {worst:g} "
+            f"({units}), more than {limit:.3g}, the L2 size of moving every mutable feature "
+            "across its whole range; use smaller budgets."
+        )
 
     def check(self, x: torch.Tensor, who: str) -> None:
         """Raise :class:`DataError` unless ``x`` is a finite batch inside the bounds."""

@@ -20,6 +20,7 @@ from pydantic import Field
 from bastion.attacks.evasion.auto import STANDARD_MEMBERS, EnsembleResult, auto_attack
 from bastion.attacks.evasion.result import AttackResult
 from bastion.attacks.evasion.sanity import SanityFlag, black_box_flags
+from bastion.attacks.evasion.units import BudgetUnits
 from bastion.data.dataset import Dataset
 from bastion.findings import CatalogRefs, Finding, Metric
 from bastion.probes.base import Cost, Knowledge, Probe, ProbeMeta, ProbeParams
@@ -48,9 +49,11 @@ class AutoAttackParams(EvasionParams):
     n_target_classes: int = Field(9, ge=1, le=1000, description="Targets of APGD-T and FAB-T.")
     square_queries: int = Field(5000, ge=2, le=1_000_000, description="Square queries per row.")
 
-    def resolved_budgets(self) -> list[float]:
+    def resolved_budgets(
+        self, units: BudgetUnits | None = None, *, who: str = "evasion.auto"
+    ) -> list[float]:
         """The budgets: as given, else just the tolerance budget (AutoAttack uses one)."""
-        return list(self.budgets) if self.budgets else [self.resolved_tolerance()]
+        return list(self.budgets) if self.budgets else [self.resolved_tolerance(units, who=who)]
 
 
 class AutoAttackProbe(Probe):
@@ -94,7 +97,7 @@ class AutoAttackProbe(Probe):
         setup = prepare(self.meta.id, target, data, p, context.seed)
         if isinstance(setup, str):
             return inconclusive(self, target, context, p.norm, setup)
-        budgets, dom, f = p.resolved_budgets(), setup.domain, setup.model
+        budgets, dom, f = setup.budgets, setup.domain, setup.model
         tracker = BudgetTracker(budgets, setup.x, setup.correct)
         broken: dict[str, int] = dict.fromkeys(STANDARD_MEMBERS, 0)
         white_survivors, black_extra = 0, 0

@@ -1,9 +1,11 @@
 """Reporting shared by the black-box evasion and corruption probes.
 
-Rates with Wilson intervals, queries-to-success statistics, severity, the budget
-units of an input spec, and evidence: small PNG images (written with a minimal
-zlib PNG encoder, no imaging library needed) for image-like inputs and tables of
-original versus adversarial rows for tabular ones.
+Rates with Wilson intervals, queries-to-success statistics, severity, budgets in
+the units of :mod:`bastion.attacks.evasion.units` (the same rule as the white-box
+probes, through :class:`~bastion.attacks.evasion.budget.Domain`), and evidence:
+small PNG images (written with a minimal zlib PNG encoder, no imaging library
+needed) for image-like inputs and tables of original versus adversarial rows for
+tabular ones.
 
 Examples
 --------
@@ -22,10 +24,11 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 
+from bastion.attacks.evasion.budget import Domain
+from bastion.attacks.evasion.units import BudgetUnits, Units
 from bastion.catalog.severity import Effect, Effort, Impact, SeverityRating, rate
 from bastion.findings import Evidence, Metric, Series, wilson_interval
 from bastion.probes.context import ProbeContext
@@ -33,7 +36,9 @@ from bastion.targets.spec import InputSpec
 
 __all__ = [
     "Units",
+    "blackbox_budgets",
     "budget_scale",
+    "constraint_evidence",
     "encode_png",
     "evasion_rating",
     "image_evidence",
@@ -42,8 +47,6 @@ __all__ = [
     "rate_metric",
     "table_evidence",
 ]
-
-Units = Literal["auto", "raw", "range"]
 
 
 def image_like(shape: Sequence[int]) -> bool:
@@ -59,21 +62,37 @@ def budget_scale(
 ) -> tuple[np.ndarray | None, str]:
     """Per-feature unit of a budget (None for raw units) and its description.
 
-    ``auto`` means raw units when every feature shares the same bounds (images) and
-    each feature's range when the bounds differ per feature (tabular data). A range is
-    the declared ``upper - lower``, or the reference data's range where a bound is
-    missing.
+    The rule of :mod:`bastion.attacks.evasion.units`, applied through
+    :meth:`Domain.from_spec <bastion.attacks.evasion.budget.Domain.from_spec>`.
     """
-    lo, hi = spec.bounds()
-    if units == "auto":
-        same = np.allclose(lo, lo[0], equal_nan=True) and np.allclose(hi, hi[0], equal_nan=True)
-        units = "raw" if same else "range"
-    if units == "raw":
-        return None, "in the model's raw input units"
-    flat = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
-    span = np.where(np.isfinite(hi - lo), hi - lo, flat.max(axis=0) - flat.min(axis=0))
-    span = np.where(span > 0, span, 1.0)
-    return span.reshape(spec.shape).astype(np.float32), "as a fraction of each feature's range"
+    dom = Domain.from_spec(spec, reference=reference, units=units, freeze_discrete=False)
+    if dom.units.kind == "raw":
+        return None, dom.units.describe()
+    return dom.scale.numpy().astype(np.float32), dom.units.describe()
+
+
+def blackbox_budgets(
+    who: str,
+    spec: InputSpec,
+    units: Units,
+    reference: np.ndarray,
+    budgets: Sequence[float] | None,
+    defaults: Sequence[float],
+    norm: str,
+) -> tuple[list[float], np.ndarray | None, BudgetUnits]:
+    """Budgets (defaults converted), per-feature scale (None in raw units) and units.
+
+    Raises
+    ------
+    UsageError
+        If a budget exceeds what the input could ever need, or raw units on features
+        of different ranges come without budgets.
+    """
+    dom = Domain.from_spec(spec, reference=reference, units=units, freeze_discrete=False, who=who)
+    chosen = list(budgets) if budgets else dom.units.from_fractions(defaults, who=who)
+    dom.check_budgets(chosen, norm, who)
+    scale = None if dom.units.kind == "raw" else dom.scale.numpy().astype(np.float32)
+    return chosen, scale, dom.units
 
 
 def rate_metric(name: str, successes: int, n: int, definition: str) -> Metric:
@@ -238,3 +257,35 @@ def table_evidence(
             cells += [float(c[j]), float(a[j])]
         rows.append(cells)
     return Evidence(kind="table", description=description, data={"columns": columns, "rows": rows})
+
+
+def constraint_evidence(
+    spec: InputSpec,
+    x: np.ndarray,
+    x_adv: np.ndarray,
+    won: np.ndarray,
+    violations: dict[str, int],
+    n_valid: int,
+) -> list[Evidence]:
+    """The constraint check of every returned row, and up to 3 successful rows as a table."""
+    items = [
+        Evidence(
+            kind="observation",
+            description="Constraint check of every returned row (rows breaking each rule).",
+            data={"valid_rows": n_valid, "rows": len(x), **violations},
+        )
+    ]
+    pick = np.nonzero(won)[0][:3]
+    if len(pick):
+        names = spec.feature_names or [f"x{i}" for i in range(spec.n_features)]
+        items.append(
+            table_evidence(
+                names,
+                x[pick],
+                x_adv[pick],
+                ~spec.mutable_mask(),
+                "Original and adversarial rows; immutable features (marked) are unchanged, "
+                "integers stay integers and one-hot groups keep one hot bit.",
+            )
+        )
+    return items

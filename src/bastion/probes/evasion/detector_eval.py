@@ -2,28 +2,40 @@
 
 A detector that only meets attacks built without it proves little (Carlini & Wagner,
 "Adversarial Examples Are Not Easily Detected: Bypassing Ten Detection Methods",
-AISec 2017). This probe evaluates the feature-squeezing detector of
-:mod:`bastion.guards.squeezing` (Xu, Evans & Qi, NDSS 2018) on a torch target:
+AISec 2017; Tramèr, Carlini, Brendel & Madry, "On Adaptive Attacks to Adversarial
+Example Defenses", NeurIPS 2020). This probe evaluates one detector guard on a torch
+target, chosen by ``detector``:
+
+``squeezing``
+    the feature-squeezing detector of :mod:`bastion.guards.squeezing` (Xu, Evans &
+    Qi, NDSS 2018), attacked through straight-through squeezers (BPDA), see
+    :mod:`.detector_squeezing`;
+``ensemble``
+    the ensemble-disagreement detector of :mod:`bastion.guards.ensemble`, with the
+    target plus ``n_copies`` retrained members, attacked jointly, see
+    :mod:`.detector_ensemble`.
+
+For either:
 
 1. **Calibrate** the threshold on ``n_calibration`` clean test rows at the stated
    false-positive rate ``fpr``, then **measure** the false-positive rate on other,
    held-out clean rows (Wilson 95% interval).
 2. **Static attack** (for contrast): PGD against the model alone; detection rate =
    flagged / fooling examples.
-3. **Adaptive attack**: PGD on ``CE(f(x'), y) - lam * relu(score(x') - 0.9 * t)``
-   (``t`` the threshold) where ``score`` is
-   the detector's joint L1 score computed through straight-through squeezers (BPDA,
-   Athalye, Carlini & Wagner, ICML 2018), for ``lam`` in ``penalties`` (per-sample
-   worst case). A row is *evaded* when some iterate is misclassified and scores at or
-   below the threshold. Reported per budget: the adaptive evasion rate (evaded /
-   correctly classified rows) and the adaptive detection rate (flagged / rows the
-   attack made misclassified), both with Wilson 95% intervals, next to the measured
-   false-positive rate. The squeezers are deterministic, so no Expectation over
-   Transformation is needed; the probe says so in its evidence.
+3. **Adaptive attack**: PGD on the detector's adaptive loss for each ``lam`` in
+   ``penalties`` (per-sample worst case; :mod:`.detector_attack`). A row is *evaded*
+   when some iterate is misclassified and scores at or below the threshold. Reported
+   per budget: the adaptive evasion rate (evaded / correctly classified rows) and the
+   adaptive detection rate (flagged / rows the attack made misclassified), both with
+   Wilson 95% intervals, next to the measured false-positive rate. Gradient and
+   determinism checks on every model decide whether EoT is needed; the finding says
+   how the gradients were obtained.
 
+Budgets follow the one rule of :mod:`bastion.attacks.evasion.units` (``units``).
 Verdict: *vulnerable* when the adaptive evasion rate exceeds ``max_success_rate`` at
-some budget no larger than the tolerance (the detector plus model can be evaded).
-Shapes: rows ``(n, *shape)`` on the target's device.
+some budget no larger than the tolerance (detector plus model can be evaded);
+*inconclusive* when it does not but a gradient check fired. Shapes: rows
+``(n, *shape)`` on the target's device.
 
 Examples
 --------
@@ -31,41 +43,51 @@ Examples
 >>> from bastion.testing import check_probe
 >>> check_probe(DetectorAdaptiveProbe, load_catalog())
 []
+>>> DetectorAdaptiveParams(detector="ensemble").resolved_budgets()
+[0.05, 0.1, 0.2]
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from bastion.attacks.evasion.budget import Domain
-from bastion.attacks.evasion.model import CountedModel, as_model
+from bastion.attacks.evasion.model import as_model
+from bastion.attacks.evasion.units import BudgetUnits
 from bastion.catalog.severity import Effect, Effort, Impact, rate
 from bastion.data.dataset import Dataset
-from bastion.findings import Evidence, Finding, Metric, Series, Status, wilson_interval
+from bastion.findings import Evidence, Finding, Metric, Series, Status
 from bastion.guards.squeezing import DETECTOR_CATALOG, Squeezers, calibrate_threshold
 from bastion.probes.base import Cost, Knowledge, Probe, ProbeMeta
 from bastion.probes.context import ProbeContext
+from bastion.probes.evasion.detector_attack import AdaptiveDetector, rate_metric, sweep
+from bastion.probes.evasion.detector_ensemble import EnsembleDetector, train_members
+from bastion.probes.evasion.detector_squeezing import SqueezingDetector, adaptive_squeeze_attack
+from bastion.probes.evasion.evidence import units_evidence
 from bastion.probes.evasion.runner import guarded, inconclusive
-from bastion.probes.evasion.setup import EvasionParams
+from bastion.probes.evasion.setup import EvasionParams, resolve_budgets
 from bastion.targets.base import Capability, Target
 
-#: The adaptive loss starts pushing the score down once it exceeds this share of the
-#: threshold, so examples land safely below it.
-_MARGIN = 0.9
-
 __all__ = ["DetectorAdaptiveParams", "DetectorAdaptiveProbe", "adaptive_squeeze_attack"]
+
+_CHECK_ROWS = 16
 
 
 class DetectorAdaptiveParams(EvasionParams):
     """Parameters of :class:`DetectorAdaptiveProbe`."""
 
+    detector: Literal["squeezing", "ensemble"] = Field(
+        "squeezing", description="Detector to evaluate: feature squeezing or ensemble disagreement."
+    )
     bits: int | None = Field(4, ge=1, le=16, description="Bit depth of the squeezer (None: off).")
     median: int | None = Field(2, ge=2, le=7, description="Median window (None: off).")
+    n_copies: int = Field(
+        2, ge=1, le=10, description="Ensemble members retrained besides the model (ensemble)."
+    )
     fpr: float = Field(0.05, gt=0, lt=0.5, description="False-positive rate on clean rows.")
     n_calibration: int = Field(200, ge=20, le=100_000, description="Clean rows to calibrate on.")
     steps: int = Field(40, ge=1, le=10_000, description="PGD steps per attack.")
@@ -73,81 +95,30 @@ class DetectorAdaptiveParams(EvasionParams):
         [0.0, 1.0, 10.0],
         min_length=1,
         max_length=6,
-        description="Weights lam of the detector-score hinge (0: model alone).",
+        description="Weights lam of the detector terms of the adaptive loss (0: model alone).",
+    )
+    eot_samples: int = Field(
+        8, ge=1, le=100, description="Gradient samples per step when a model is randomised (EoT)."
     )
 
-    def resolved_budgets(self) -> list[float]:
-        """The budgets to test, ascending; defaults 0.05, 0.1, 0.2 (L∞) or 0.5, 1, 2 (L2)."""
+    def resolved_budgets(
+        self, units: BudgetUnits | None = None, *, who: str = "evasion.detector_adaptive"
+    ) -> list[float]:
+        """The budgets, ascending; defaults 0.05, 0.1, 0.2 (L∞) or 0.5, 1, 2 (L2) of the range."""
         if self.budgets:
             return sorted(self.budgets)
-        return [0.05, 0.1, 0.2] if self.norm == "linf" else [0.5, 1.0, 2.0]
-
-
-def adaptive_squeeze_attack(
-    f: CountedModel,
-    sq: Squeezers,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    eps: float,
-    norm: str,
-    steps: int,
-    lam: float,
-    threshold: float,
-    domain: Domain,
-    seed: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """PGD on ``CE - lam * relu(score - 0.9 * threshold)`` with BPDA squeezers.
-
-    Returns ``(evaded (n,), fooled (n,))``: some iterate was misclassified and scored
-    at most ``threshold``; some iterate was misclassified at all. With ``lam = 0`` the
-    attack ignores the detector, yet an iterate that slips under the threshold still
-    counts as evaded.
-    """
-    dom = domain.to(x)
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    bounds = dom.ball_box(x, eps) if norm == "linf" else dom.box(x)
-    alpha = 2.5 * eps / steps
-    x_adv = dom.project(dom.random_start(x, eps, norm, gen), x, eps, norm, bounds).detach()  # type: ignore[arg-type]
-    evaded = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    fooled = torch.zeros_like(evaded)
-    with f.frozen():
-        for step in range(steps + 1):
-            x_adv.requires_grad_(True)
-            logits = f(x_adv)
-            p = F.softmax(logits, dim=1)
-            dists = [(p - F.softmax(f(s), dim=1)).abs().sum(1) for s in sq.each(x_adv, bpda=True)]
-            score = torch.stack(dists).amax(0)
-            wrong = logits.argmax(1) != y
-            fooled |= wrong.detach()
-            evaded |= (wrong & (score <= threshold)).detach()
-            if step == steps:
-                break
-            excess = F.relu(score - _MARGIN * threshold)
-            loss = F.cross_entropy(logits, y, reduction="sum") - lam * excess.sum()
-            (grad,) = torch.autograd.grad(loss, x_adv)
-            moved = x_adv.detach() + alpha * dom.ascent(grad, norm)  # type: ignore[arg-type]
-            x_adv = dom.project(moved, x, eps, norm, bounds).detach()  # type: ignore[arg-type]
-    return evaded, fooled
-
-
-def _rate_metric(name: str, k: int, n: int, definition: str) -> Metric:
-    return Metric(
-        name=name,
-        value=round(k / n, 4) if n else None,
-        unit="fraction",
-        interval=wilson_interval(k, n) if n else None,
-        n=n,
-        definition=definition + " Wilson 95% interval.",
-    )
+        defaults = [0.05, 0.1, 0.2] if self.norm == "linf" else [0.5, 1.0, 2.0]
+        return defaults if units is None else units.from_fractions(defaults, who=who)
 
 
 class DetectorAdaptiveProbe(Probe):
-    """Feature-squeezing detection rate at a fixed false-positive rate, under adaptive attack.
+    """Detection rate of a detector guard at a fixed false-positive rate, under adaptive attack.
 
-    Calibrates the detector of ``input.feature_squeezing`` on clean rows, then attacks
-    model and detector together with BPDA (Athalye et al. 2018); see the module
-    docstring. Never reports a static detection rate alone.
+    Calibrates the detector of ``input.feature_squeezing`` or
+    ``input.ensemble_disagreement`` on clean rows, then attacks model and detector
+    together, as Carlini & Wagner (2017) and Tramèr et al. (2020) require of a detector
+    evaluation (BPDA for the squeezers, Athalye et al. 2018; see the module docstring).
+    Never reports a static detection rate alone.
     """
 
     meta: ClassVar[ProbeMeta] = ProbeMeta(
@@ -161,191 +132,196 @@ class DetectorAdaptiveProbe(Probe):
     )
     Params: ClassVar[type[DetectorAdaptiveParams]] = DetectorAdaptiveParams
 
+    def not_applicable_reason(self, target: Target) -> str | None:
+        """The ensemble detector also needs a target that can train copies of itself."""
+        p: DetectorAdaptiveParams = self.validated_params()
+        if p.detector == "ensemble" and Capability.TRAINING not in target.capabilities:
+            return (
+                f"{self.meta.id} with detector 'ensemble' retrains members, and this target "
+                "cannot train copies (give the torch target a module_factory or trainer)"
+            )
+        return super().not_applicable_reason(target)
+
     def run(self, target: Target, data: Dataset, context: ProbeContext) -> list[Finding]:
         """Calibrate, attack statically and adaptively at each budget; one finding."""
         p: DetectorAdaptiveParams = self.validated_params()
-        return guarded(self, target, context, p.norm, lambda: self._run(target, data, context, p))
+        variant = f"{p.detector}-{p.norm}"
+        return guarded(self, target, context, variant, lambda: self._run(target, data, context, p))
+
+    def _detector(
+        self, target: Target, data: Dataset, context: ProbeContext, p: DetectorAdaptiveParams
+    ) -> AdaptiveDetector | str:
+        spec, f = target.input_spec, as_model(target)
+        if p.detector == "ensemble":
+            members = train_members(target, data, p.n_copies, context.seed, who=self.meta.id)
+            return EnsembleDetector(f, members)
+        lo, hi = spec.bounds()
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all() and np.ptp(lo) == np.ptp(hi) == 0):
+            return (
+                "feature squeezing needs one finite range for every feature (e.g. images in [0, 1])"
+            )
+        if p.bits is None and (p.median is None or len(spec.shape) != 3):
+            return "no squeezer applies to these rows"
+        return SqueezingDetector(f, Squeezers(float(lo[0]), float(hi[0]), p.bits, p.median))
 
     def _run(
         self, target: Target, data: Dataset, context: ProbeContext, p: DetectorAdaptiveParams
     ) -> list[Finding]:
         target.require(Capability.GRADIENTS, who=f"The {self.meta.id} probe")
-        spec = target.input_spec
-        lo, hi = spec.bounds()
-        if not (np.isfinite(lo).all() and np.isfinite(hi).all() and np.ptp(lo) == np.ptp(hi) == 0):
-            return inconclusive(
-                self,
-                target,
-                context,
-                p.norm,
-                "feature squeezing needs one finite range for "
-                "every feature (e.g. images in [0, 1])",
-            )
-        if p.bits is None and (p.median is None or len(spec.shape) != 3):
-            return inconclusive(self, target, context, p.norm, "no squeezer applies to these rows")
+        variant, spec = f"{p.detector}-{p.norm}", target.input_spec
+        if np.dtype(spec.dtype).kind != "f":
+            return inconclusive(self, target, context, variant, "gradient attacks need floats")
         x_np, y_np = data.test_sample(p.n_samples + p.n_calibration, seed=context.seed)
         if len(x_np) < p.n_calibration + 10:
-            return inconclusive(
-                self,
-                target,
-                context,
-                p.norm,
-                f"only {len(x_np)} test rows; calibration needs {p.n_calibration} plus at least 10",
+            why = (
+                f"only {len(x_np)} test rows; calibration needs {p.n_calibration} plus at least 10"
             )
+            return inconclusive(self, target, context, variant, why)
         spec.check(x_np, what="test data")
         device = torch.device(getattr(target, "device", "cpu"))
+        reference = np.concatenate([data.x_train, data.x_test]) if len(data.x_train) else x_np
+        domain = Domain.from_spec(
+            spec, reference=reference, device=device, units=p.units, who=self.meta.id
+        )
+        budgets, tol = resolve_budgets(self.meta.id, p, domain)
+        detector = self._detector(target, data, context, p)
+        if isinstance(detector, str):
+            return inconclusive(self, target, context, variant, detector)
         x_all = torch.from_numpy(np.ascontiguousarray(x_np, dtype=np.float32)).to(device)
         y_all = torch.from_numpy(np.asarray(y_np, dtype=np.int64)).to(device)
         xc, x, y = x_all[: p.n_calibration], x_all[p.n_calibration :], y_all[p.n_calibration :]
-        sq = Squeezers(float(lo[0]), float(hi[0]), p.bits, p.median)
-        f = as_model(target)
-        domain = Domain.from_spec(spec, reference=x_np, device=device)
+        threshold = calibrate_threshold(detector.scores(xc).cpu().double().numpy(), p.fpr)
         with torch.no_grad():
-            threshold = calibrate_threshold(sq.score(f, xc).cpu().double().numpy(), p.fpr)
-            clean_scores = sq.score(f, x)
-            correct = f(x).argmax(1) == y
+            false_pos = int((detector.scores(x) > threshold).sum())
+            correct = detector.model(x).argmax(1) == y
         n, n_ok = len(x), int(correct.sum())
-        false_pos = int((clean_scores > threshold).sum())
         if n_ok == 0:
-            return inconclusive(
-                self, target, context, p.norm, "no sampled row is classified correctly"
-            )
+            why = "no sampled row is classified correctly"
+            return inconclusive(self, target, context, variant, why)
+        detector.inspect(x[:_CHECK_ROWS], y[:_CHECK_ROWS], domain, p.eot_samples)
+        if isinstance(detector, EnsembleDetector):
+            detector.notes.append(detector.member_note(x, y, len(data.x_train), context.seed))
         metrics = [
             Metric(
                 name="threshold",
                 value=round(threshold, 6),
-                unit="L1 distance",
-                definition=f"Joint feature-squeezing score calibrated as the {1 - p.fpr:.0%} "
-                f"quantile of {p.n_calibration} clean test rows (bits={p.bits}, "
-                f"median={p.median}).",
+                unit=detector.score_unit,
+                definition=f"The {detector.threshold_definition()}, calibrated as the "
+                f"{1 - p.fpr:.0%} quantile of {p.n_calibration} clean test rows.",
             ),
-            _rate_metric(
+            rate_metric(
                 "false_positive_rate",
                 false_pos,
                 n,
                 f"Share of {n} held-out clean test rows the detector flags (target {p.fpr:g}).",
             ),
-            _rate_metric(
+            rate_metric(
                 "clean_accuracy", n_ok, n, f"Share of {n} clean rows classified correctly."
             ),
         ]
         ok = correct.nonzero().squeeze(1)
-        xs, ys = x[ok], y[ok]
-        budgets, tol = p.resolved_budgets(), p.resolved_tolerance()
-        adaptive_rates: list[float] = []
-        series_pts: dict[str, list[float]] = {"static": [], "adaptive": [], "evasion": []}
         with context.progress(total=len(budgets), description=self.meta.id) as bar:
-            for k, eps in enumerate(budgets):
-                common = dict(
-                    eps=eps,
-                    norm=p.norm,
-                    steps=p.steps,
-                    threshold=threshold,
-                    domain=domain,
-                    seed=context.seed + k,
-                )
-                evaded = torch.zeros(len(xs), dtype=torch.bool, device=device)
-                fooled = torch.zeros_like(evaded)
-                for lam in p.penalties:
-                    e, fo = adaptive_squeeze_attack(f, sq, xs, ys, lam=lam, **common)  # type: ignore[arg-type]
-                    evaded |= e
-                    fooled |= fo
-                s_static = self._static_detected(
-                    f, sq, xs, ys, eps, p, threshold, domain, context.seed + k
-                )
-                n_fool, n_ev = int(fooled.sum()), int(evaded.sum())
-                metrics += [
-                    _rate_metric(
-                        f"evasion_rate_adaptive@{eps:g}",
-                        n_ev,
-                        n_ok,
-                        f"Share of the {n_ok} correctly classified rows for which the "
-                        f"adaptive BPDA attack found an input within budget {eps:g} that "
-                        "is misclassified and not flagged at the calibrated threshold.",
-                    ),
-                    _rate_metric(
-                        f"detection_rate_adaptive@{eps:g}",
-                        n_fool - n_ev,
-                        n_fool,
-                        f"Share of the {n_fool} rows the adaptive attack made "
-                        "misclassified where no misclassified iterate escaped the "
-                        f"detector (FPR {false_pos / n:.3f} on clean rows).",
-                    ),
-                    _rate_metric(
-                        f"detection_rate_static@{eps:g}",
-                        s_static[0],
-                        s_static[1],
-                        f"Share of the {s_static[1]} final PGD examples (attack unaware of "
-                        "the detector) that fool the model and are flagged; for contrast "
-                        "only.",
-                    ),
-                ]
-                adaptive_rates.append(n_ev / n_ok)
-                series_pts["evasion"].append(n_ev / n_ok)
-                series_pts["adaptive"].append((n_fool - n_ev) / n_fool if n_fool else 1.0)
-                series_pts["static"].append(s_static[0] / s_static[1] if s_static[1] else 1.0)
-                bar.advance(1)
+            swept, rates = sweep(
+                detector,
+                x[ok],
+                y[ok],
+                threshold=threshold,
+                domain=domain,
+                budgets=budgets,
+                norm=p.norm,
+                steps=p.steps,
+                penalties=p.penalties,
+                seed=context.seed,
+                advance=bar.advance,
+            )
+        metrics += swept
+        metrics.append(
+            Metric(
+                name="queries",
+                value=detector.model.rows,
+                unit="queries",
+                definition="Rows of the target's model evaluated by this probe (the attacker's "
+                "own ensemble members are not counted).",
+            )
+        )
+        fpr = (false_pos, n)
+        units = domain.units
+        return [
+            self._verdict(target, context, p, detector, units, budgets, tol, rates, metrics, fpr)
+        ]
+
+    def _verdict(
+        self,
+        target: Target,
+        context: ProbeContext,
+        p: DetectorAdaptiveParams,
+        detector: AdaptiveDetector,
+        units: BudgetUnits,
+        budgets: list[float],
+        tol: float,
+        rates: dict[str, list[float]],
+        metrics: list[Metric],
+        false_positives: tuple[int, int],
+    ) -> Finding:
+        axis = units.axis_label(p.norm)
         series = [
             Series(
                 name=f"detection rate vs budget ({name}, FPR {p.fpr:g})",
-                x_label="budget",
+                x_label=axis,
                 y_label="detection rate",
                 x=list(budgets),
-                y=series_pts[name],
+                y=rates[name],
             )
             for name in ("adaptive", "static")
         ] + [
             Series(
                 name="undetected evasion rate vs budget (adaptive)",
-                x_label="budget",
+                x_label=axis,
                 y_label="evasion rate",
                 x=list(budgets),
-                y=series_pts["evasion"],
+                y=rates["evasion"],
             )
         ]
-        evidence = [
+        evidence = [Evidence(kind="observation", description=note) for note in detector.notes]
+        evidence += [
             Evidence(
-                kind="observation",
-                description="The squeezers are deterministic, "
-                "so the adaptive attack uses BPDA without Expectation over "
-                "Transformation.",
+                kind="observation", description=f.message, data={"check": f.code, "value": f.value}
             )
+            for f in detector.flags
         ]
-        metrics.append(
-            Metric(
-                name="queries",
-                value=f.rows,
-                unit="queries",
-                definition="Model rows evaluated by this probe.",
-            )
-        )
+        evidence.append(units_evidence(units))
         fields: dict[str, Any] = {
-            "variant": p.norm,
+            "variant": f"{p.detector}-{p.norm}",
             "metrics": metrics,
             "series": series,
             "evidence": evidence,
         }
+        label, evasion = detector.label, rates["evasion"]
+        fpr = false_positives[0] / false_positives[1]
         bad = next(
             (
                 i
-                for i, (e, r) in enumerate(zip(budgets, adaptive_rates, strict=True))
+                for i, (e, r) in enumerate(zip(budgets, evasion, strict=True))
                 if e <= tol + 1e-12 and r > p.max_success_rate
             ),
             None,
         )
         if bad is None:
-            return [
-                self.finding(
-                    target,
-                    context,
-                    status=Status.NOT_VULNERABLE,
-                    summary=f"An adaptive attack evaded model and feature-squeezing detector on at "
-                    f"most {max(adaptive_rates):.0%} of correctly classified rows up to budget "
-                    f"{tol:g}, at a measured false-positive rate of {false_pos / n:.1%}.",
-                    **fields,
-                )
-            ]
-        eps_b, extent = budgets[bad], adaptive_rates[bad]
+            worst = max(evasion[i] for i, e in enumerate(budgets) if e <= tol + 1e-12)
+            status = Status.INCONCLUSIVE if detector.flags else Status.NOT_VULNERABLE
+            caveat = (
+                " The result may overstate the detector: "
+                + "; ".join(f.message for f in detector.flags)
+                if detector.flags
+                else ""
+            )
+            summary = (
+                f"An adaptive attack evaded model and {label} on at most {worst:.0%} of correctly "
+                f"classified rows up to {units.budget_text(p.norm, tol)}, at a measured "
+                f"false-positive rate of {fpr:.1%}.{caveat}"
+            )
+            return self.finding(target, context, status=status, summary=summary, **fields)
+        eps_b, extent = budgets[bad], evasion[bad]
         rating = rate(
             Impact(
                 Effect.EVASION,
@@ -355,41 +331,16 @@ class DetectorAdaptiveProbe(Probe):
             ),
             owasp=list(self.meta.catalog.owasp),
         )
-        return [
-            self.finding(
-                target,
-                context,
-                status=Status.VULNERABLE,
-                severity=rating.severity,
-                severity_rationale=list(rating.rationale),
-                summary=f"An adaptive attack (BPDA) evaded model and feature-squeezing detector on "
-                f"{extent:.0%} of correctly classified rows within budget {eps_b:g}, with the "
-                f"detector at a measured {false_pos / n:.1%} false-positive rate; static "
-                f"detection rate {series_pts['static'][bad]:.0%} vs adaptive "
-                f"{series_pts['adaptive'][bad]:.0%}. "
-                "Do not rely on the detector alone; harden the model.",
-                **fields,
-            )
-        ]
-
-    @staticmethod
-    def _static_detected(
-        f: CountedModel,
-        sq: Squeezers,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        eps: float,
-        p: DetectorAdaptiveParams,
-        threshold: float,
-        domain: Domain,
-        seed: int,
-    ) -> tuple[int, int]:
-        from bastion.attacks.evasion.pgd import pgd
-
-        r = pgd(f, x, y, eps=eps, norm=p.norm, steps=p.steps, domain=domain, seed=seed)
-        adv = r.x_adv[r.success]
-        if len(adv) == 0:
-            return 0, 0
-        with torch.no_grad():
-            flagged = sq.score(f, adv) > threshold
-        return int(flagged.sum()), len(adv)
+        return self.finding(
+            target,
+            context,
+            status=Status.VULNERABLE,
+            severity=rating.severity,
+            severity_rationale=list(rating.rationale),
+            summary=f"An adaptive attack evaded model and {label} on {extent:.0%} of correctly "
+            f"classified rows within {units.budget_text(p.norm, eps_b)}, with the detector at a "
+            f"measured {fpr:.1%} false-positive rate; static detection rate "
+            f"{rates['static'][bad]:.0%} vs adaptive {rates['adaptive'][bad]:.0%}. "
+            "Do not rely on the detector alone; harden the model.",
+            **fields,
+        )

@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bastion.attacks.evasion.units import BudgetUnits
 from bastion.findings import Evidence
 from bastion.probes.context import ProbeContext
 
-__all__ = ["encode_png", "example_evidence", "is_image_row", "triptych"]
+__all__ = ["encode_png", "example_evidence", "is_image_row", "triptych", "units_evidence"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GAP = 1
@@ -93,6 +94,16 @@ def triptych(clean: np.ndarray, adversarial: np.ndarray, low: float, high: float
     return np.asarray(np.round(joined), dtype=np.uint8)
 
 
+def units_evidence(units: BudgetUnits) -> Evidence:
+    """An observation recording how a run read its budgets (resolved and requested units)."""
+    return Evidence(
+        kind="observation",
+        description=f"Budgets are in {units.describe()} (units '{units.requested}' resolved to "
+        f"'{units.kind}'; see docs/evasion.md, 'Budget units').",
+        data=units.as_dict(),
+    )
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "target"
 
@@ -112,10 +123,12 @@ def example_evidence(
     upper: np.ndarray,
     scale: np.ndarray,
     feature_names: Sequence[str] | None,
+    change_units: str = "fraction of the feature's range",
 ) -> list[Evidence]:
     """Evidence for a few adversarial examples (rows of ``clean``/``adversarial``).
 
-    ``lower``/``upper``/``scale`` are flat per-feature arrays. Returns one image per
+    ``lower``/``upper``/``scale`` are flat per-feature arrays (``scale`` is the budget
+    unit; ``change_units`` says what it is). Returns one image per
     example for image-like rows when the context has an output folder, else one table
     of the most-changed features, plus a table that lists every example.
     """
@@ -170,8 +183,8 @@ def example_evidence(
     found.append(
         Evidence(
             kind="table",
-            description="The features each adversarial example changed most (change as a "
-            "fraction of the feature's range).",
+            description="The features each adversarial example changed most (change in "
+            f"{change_units}).",
             data={
                 "columns": ["example", "feature", "clean", "adversarial", "change"],
                 "rows": rows,

@@ -1,8 +1,8 @@
 """White-box gradient evasion probes: ``evasion.pgd`` and ``evasion.apgd``.
 
 Each attacks a sample of correctly classified test rows of a torch target through
-its gradients, at a list of perturbation budgets (fractions of each feature's range,
-see :mod:`bastion.probes.evasion.setup`), and reports robust accuracy per budget
+its gradients, at a list of perturbation budgets (in ``units``, the rule of
+:mod:`bastion.attacks.evasion.units`), and reports robust accuracy per budget
 with Wilson intervals, the robust-accuracy-vs-budget curve, a few adversarial
 examples and the gradient-masking checks of :mod:`bastion.attacks.evasion.sanity`.
 Queries: every forward pass is charged to the target, one query per row.
@@ -112,7 +112,7 @@ class PGDProbe(Probe):
         setup = prepare(self.meta.id, target, data, p, context.seed)
         if isinstance(setup, str):
             return inconclusive(self, target, context, p.norm, setup)
-        budgets, dom, f = p.resolved_budgets(), setup.domain, setup.model
+        budgets, dom, f = setup.budgets, setup.domain, setup.model
         tracker = BudgetTracker(budgets, setup.x, setup.correct)
         ok = setup.correct.nonzero().squeeze(1)
         fgsm_hits: list[int] = []
@@ -173,10 +173,9 @@ def _fgsm_series(p: EvasionParams, setup: Setup, budgets: list[float], hits: lis
     n, n_ok = setup.n, setup.n_correct
     robust = [n_ok, *(n_ok - h for h in hits)]
     ivs = [wilson_interval(r, n) for r in robust]
-    norm = NORM_NAMES[p.norm]
     return Series(
-        name=f"robust accuracy vs {norm} budget (FGSM alone)",
-        x_label=f"{norm} budget (fraction of each feature's range)",
+        name=f"robust accuracy vs {NORM_NAMES[p.norm]} budget (FGSM alone)",
+        x_label=setup.units.axis_label(p.norm),
         y_label="robust accuracy",
         x=[0.0, *budgets],
         y=[r / n for r in robust],
@@ -227,7 +226,7 @@ class APGDProbe(Probe):
         setup = prepare(self.meta.id, target, data, p, context.seed)
         if isinstance(setup, str):
             return inconclusive(self, target, context, p.norm, setup)
-        budgets, dom, f = p.resolved_budgets(), setup.domain, setup.model
+        budgets, dom, f = setup.budgets, setup.domain, setup.model
         tracker = BudgetTracker(budgets, setup.x, setup.correct)
         extra = 0
         with context.progress(total=len(budgets), description=self.meta.id) as bar:

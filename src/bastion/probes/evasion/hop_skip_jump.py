@@ -20,14 +20,14 @@ from pydantic import Field, field_validator
 
 from bastion.attacks.evasion.hop_skip_jump import hop_skip_jump
 from bastion.attacks.evasion.queries import bounds_tensors, label_oracle, target_device
+from bastion.attacks.evasion.units import BudgetUnits, Units
 from bastion.data.dataset import Dataset
 from bastion.errors import QueryBudgetExceeded
 from bastion.findings import CatalogRefs, Evidence, Finding, Metric, Series, Status
 from bastion.probes.base import Cost, Knowledge, Probe, ProbeMeta, ProbeParams
 from bastion.probes.context import ProbeContext
 from bastion.probes.evasion.blackbox_report import (
-    Units,
-    budget_scale,
+    blackbox_budgets,
     evasion_rating,
     image_evidence,
     image_like,
@@ -35,6 +35,7 @@ from bastion.probes.evasion.blackbox_report import (
     rate_metric,
     table_evidence,
 )
+from bastion.probes.evasion.evidence import units_evidence
 from bastion.targets.base import Capability, Target
 
 __all__ = ["HopSkipJumpParams", "HopSkipJumpProbe"]
@@ -52,7 +53,11 @@ class HopSkipJumpParams(ProbeParams):
         max_length=10,
         description="Radii at which to report robust accuracy (default per norm).",
     )
-    units: Units = Field("auto", description="Budget units: raw values or feature ranges.")
+    units: Units = Field(
+        "auto",
+        description="Budget units: 'auto' (raw when every feature shares one finite range, "
+        "else 'range'), 'raw' or 'range' (fractions of each feature's range).",
+    )
     n_samples: int = Field(20, ge=1, le=2000, description="Test rows to attack.")
     max_queries: int = Field(2000, ge=50, le=100_000, description="Label queries per row.")
     max_success_rate: float = Field(
@@ -103,19 +108,23 @@ class HopSkipJumpProbe(Probe):
     )
     Params: ClassVar[type[ProbeParams]] = HopSkipJumpParams
 
-    def resolved_budgets(self) -> list[float]:
-        """The budgets to report, defaults filled in for the chosen norm."""
+    def resolved_budgets(self, units: BudgetUnits | None = None) -> list[float]:
+        """The budgets to report, defaults (fractions of the range) converted to ``units``."""
         p: HopSkipJumpParams = self.validated_params()
-        return p.budgets or list(_DEFAULT_BUDGETS[p.norm])
+        if p.budgets:
+            return list(p.budgets)
+        defaults = list(_DEFAULT_BUDGETS[p.norm])
+        return defaults if units is None else units.from_fractions(defaults, who=self.meta.id)
 
     def run(self, target: Target, data: Dataset, context: ProbeContext) -> list[Finding]:
         """Find minimal adversarial perturbations and report robust accuracy per budget."""
         p: HopSkipJumpParams = self.validated_params()
-        budgets = self.resolved_budgets()
         x_np, y_np = data.test_sample(p.n_samples, seed=context.seed)
         spec = target.input_spec
         reference = np.concatenate([data.x_train, data.x_test]) if len(data.x_train) else x_np
-        scale_np, units = budget_scale(spec, p.units, reference)
+        budgets, scale_np, units = blackbox_budgets(
+            self.meta.id, spec, p.units, reference, p.budgets, _DEFAULT_BUDGETS[p.norm], p.norm
+        )
         dev = target_device(target)
         x = torch.as_tensor(np.asarray(x_np, dtype=np.float32), device=dev)
         y = torch.as_tensor(np.asarray(y_np, dtype=np.int64), device=dev)
@@ -178,7 +187,7 @@ class HopSkipJumpProbe(Probe):
         context: ProbeContext,
         p: HopSkipJumpParams,
         budgets: list[float],
-        units: str,
+        units: BudgetUnits,
         note: str,
         x: np.ndarray,
         r: Any,
@@ -188,7 +197,8 @@ class HopSkipJumpProbe(Probe):
         correct = r.clean_correct.cpu().numpy()
         dist = r.distance.cpu().numpy()
         n_correct = int(correct.sum())
-        how = f"HopSkipJump ({p.norm}, {units}, at most {p.max_queries} label queries per row)"
+        words = units.describe()
+        how = f"HopSkipJump ({p.norm}, {words}, at most {p.max_queries} label queries per row)"
         metrics = [
             rate_metric(
                 "clean_accuracy",
@@ -240,13 +250,16 @@ class HopSkipJumpProbe(Probe):
         series = [
             Series(
                 name="robust accuracy under HopSkipJump",
-                x_label=f"{p.norm} radius ({units})",
+                x_label=f"{p.norm} radius ({words})",
                 y_label="robust accuracy",
                 x=[float(g) for g in grid],
                 y=curve,
             )
         ]
-        evidence = self._evidence(target, context, x, r.x_adv.cpu().numpy(), correct, dist)
+        evidence = [
+            *self._evidence(target, context, x, r.x_adv.cpu().numpy(), correct, dist),
+            units_evidence(units),
+        ]
         fields: dict[str, Any] = {"metrics": metrics, "series": series, "evidence": evidence}
         if n_correct / n < 1.0 / target.n_classes + 0.1:
             return self._inconclusive(
@@ -264,8 +277,8 @@ class HopSkipJumpProbe(Probe):
                 context,
                 status=Status.INCONCLUSIVE if partial else Status.NOT_VULNERABLE,
                 summary=f"With labels alone, HopSkipJump evaded {success} of {n_correct} correctly "
-                f"classified rows ({rate_:.0%}) within {p.norm} radius {top:g} {units}, within the "
-                f"accepted {p.max_success_rate:.0%}; median smallest perturbation {median:.3g}."
+                f"classified rows ({rate_:.0%}) within {p.norm} radius {top:g} ({words}), within "
+                f"the accepted {p.max_success_rate:.0%}; median smallest perturbation {median:.3g}."
                 + note,
                 **fields,
             )
@@ -280,8 +293,8 @@ class HopSkipJumpProbe(Probe):
             severity=rating.severity,
             severity_rationale=list(rating.rationale),
             summary=f"Label-only evasion: HopSkipJump misclassified {success} of {n_correct} "
-            f"correctly classified rows ({rate_:.0%}) within {p.norm} radius {top:g} {units}; the "
-            f"median smallest evading perturbation is {median:.3g}. Harden the model "
+            f"correctly classified rows ({rate_:.0%}) within {p.norm} radius {top:g} ({words}); "
+            f"the median smallest evading perturbation is {median:.3g}. Harden the model "
             "(adversarial training) and limit or monitor queries." + note,
             **fields,
         )

@@ -25,7 +25,7 @@ from bastion.probes.context import ProbeContext
 from bastion.probes.evasion.gradient import REMEDIES, WHITE_BOX_CATALOG
 from bastion.probes.evasion.outcome import NORM_NAMES, BudgetTracker, verdict
 from bastion.probes.evasion.runner import guarded, in_batches, inconclusive
-from bastion.probes.evasion.setup import EvasionParams, prepare
+from bastion.probes.evasion.setup import EvasionParams, Setup, prepare
 from bastion.targets.base import Capability, Target
 
 __all__ = ["MinNormParams", "MinNormProbe"]
@@ -73,7 +73,7 @@ class MinNormProbe(Probe):
         setup = prepare(self.meta.id, target, data, p, context.seed)
         if isinstance(setup, str):
             return inconclusive(self, target, context, p.norm, setup)
-        budgets, dom, f = p.resolved_budgets(), setup.domain, setup.model
+        budgets, dom, f = setup.budgets, setup.domain, setup.model
         tracker = BudgetTracker(budgets, setup.x, setup.correct)
         ok = setup.correct.nonzero().squeeze(1)
         with context.progress(total=len(ok), description=self.meta.id) as bar:
@@ -98,7 +98,7 @@ class MinNormProbe(Probe):
             tracker.record(eps, ok, adv, norms <= eps)
             tracker.close_budget()
         flags = [*setup.flags, *min_norm_flags("FAB", int(torch.isinf(norms).sum()), len(ok))]
-        metrics, series = _norm_distribution(p, norms)
+        metrics, series = _norm_distribution(p, setup, norms)
         label = f"FAB ({p.steps} iterations, minimal perturbation)"
         return [
             verdict(
@@ -116,8 +116,11 @@ class MinNormProbe(Probe):
         ]
 
 
-def _norm_distribution(p: EvasionParams, norms: torch.Tensor) -> tuple[list[Metric], Series]:
+def _norm_distribution(
+    p: EvasionParams, setup: Setup, norms: torch.Tensor
+) -> tuple[list[Metric], Series]:
     norm = NORM_NAMES[p.norm]
+    units = setup.units.describe()
     values = norms.double().cpu()
     n = len(values)
     metrics = []
@@ -131,7 +134,7 @@ def _norm_distribution(p: EvasionParams, norms: torch.Tensor) -> tuple[list[Metr
             Metric(
                 name=name,
                 value=round(v, 6) if v != float("inf") else None,
-                unit=f"{norm} (fraction of range)",
+                unit=f"{norm} ({units})",
                 definition=f"{int(q * 100)}th percentile of the smallest {norm} perturbation FAB "
                 f"found for each of the {n} correctly classified rows (None: beyond what FAB found "
                 "for that share of rows).",
@@ -154,7 +157,7 @@ def _norm_distribution(p: EvasionParams, norms: torch.Tensor) -> tuple[list[Metr
     ys = [(i * step + 1) / max(n, 1) for i in range(len(xs))]
     series = Series(
         name=f"share of rows broken within a perturbation of size x ({norm}, FAB)",
-        x_label=f"{norm} perturbation (fraction of each feature's range)",
+        x_label=f"{norm} perturbation ({units})",
         y_label="share of correctly classified rows",
         x=xs,
         y=ys,

@@ -7,6 +7,10 @@ counts as broken at all larger budgets, and later budgets only attack the rows
 still standing (robust accuracy is the per-sample worst case over all attacks and
 all budgets up to that one).
 
+Budgets are in the units the run resolved (:mod:`bastion.attacks.evasion.units`);
+every finding states them in its summary, its metric definitions and an evidence
+observation (``data``: resolved and requested units, the shared range).
+
 Verdict (shared by the white-box probes): *vulnerable* when the attack success rate
 (broken rows / correctly classified rows) exceeds ``max_success_rate`` at some
 budget no larger than the tolerance; the severity takes the success rate at the
@@ -32,17 +36,16 @@ from typing import Any
 import torch
 
 from bastion.attacks.evasion.sanity import SanityFlag
+from bastion.attacks.evasion.units import NORM_NAMES
 from bastion.catalog.severity import Effect, Effort, Impact, rate
 from bastion.findings import Evidence, Finding, Metric, Series, Status, wilson_interval
 from bastion.probes.base import Probe
 from bastion.probes.context import ProbeContext
-from bastion.probes.evasion.evidence import example_evidence
+from bastion.probes.evasion.evidence import example_evidence, units_evidence
 from bastion.probes.evasion.setup import EvasionParams, Setup
 from bastion.targets.base import Target
 
-__all__ = ["NORM_NAMES", "BudgetTracker", "verdict"]
-
-NORM_NAMES = {"linf": "L∞", "l2": "L2"}
+__all__ = ["NORM_NAMES", "BudgetTracker", "units_evidence", "verdict"]
 
 
 class BudgetTracker:
@@ -86,6 +89,7 @@ def _metrics(
 ) -> tuple[list[Metric], Series]:
     n, n_ok = setup.n, setup.n_correct
     norm = NORM_NAMES[p.norm]
+    units = setup.units.describe()
     clean = wilson_interval(n_ok, n)
     metrics = [
         Metric(
@@ -114,8 +118,8 @@ def _metrics(
                 interval=iv,
                 n=n,
                 definition=f"Share of the {n} rows classified correctly and not "
-                f"broken by {label} within {norm} budget {eps:g} (fraction of each feature's "
-                "range) or any smaller tested budget; Wilson 95% interval.",
+                f"broken by {label} within {norm} budget {eps:g} ({units}) or any smaller "
+                "tested budget; Wilson 95% interval.",
             )
         )
         sr = wilson_interval(broken, n_ok)
@@ -127,13 +131,13 @@ def _metrics(
                 interval=sr,
                 n=n_ok,
                 definition=f"Share of the {n_ok} correctly classified rows "
-                f"that {label} made misclassified within {norm} budget {eps:g}; Wilson 95% "
-                "interval.",
+                f"that {label} made misclassified within {norm} budget {eps:g} ({units}); "
+                "Wilson 95% interval.",
             )
         )
     series = Series(
         name=f"robust accuracy vs {norm} budget ({label})",
-        x_label=f"{norm} budget (fraction of each feature's range)",
+        x_label=setup.units.axis_label(p.norm),
         y_label="robust accuracy",
         x=xs,
         y=ys,
@@ -177,6 +181,7 @@ def _examples(
         upper=hi,
         scale=setup.domain.scale.reshape(-1).cpu().double().numpy(),
         feature_names=target.input_spec.feature_names,
+        change_units=setup.units.describe(),
     )
 
 
@@ -202,6 +207,7 @@ def verdict(
         )
         for f in flags
     ]
+    evidence += [units_evidence(setup.units)]
     evidence += _examples(probe.meta.id, target, context, p, setup, tracker)
     queries = Metric(
         name="queries",
@@ -227,7 +233,7 @@ def verdict(
         "series": [curve, *(series or [])],
         "evidence": evidence,
     }
-    tol, n_ok, norm = p.resolved_tolerance(), setup.n_correct, NORM_NAMES[p.norm]
+    tol, n_ok, units = setup.tolerance, setup.n_correct, setup.units
     rates = [c / n_ok for c in counts]
     breaking = next(
         (
@@ -260,7 +266,7 @@ def verdict(
             severity=rating.severity,
             severity_rationale=list(rating.rationale),
             summary=f"{label} made {extent:.0%} of the correctly classified rows misclassified "
-            f"with {norm} perturbations of at most {eps_b:g} of each feature's range (accepted: "
+            f"with perturbations of at most {units.budget_text(p.norm, eps_b)} (accepted: "
             f"{p.max_success_rate:.0%} up to {tol:g}); robust accuracy at {budgets[at_tol]:g} is "
             f"{ra_tol:.2f} against clean {n_ok / setup.n:.2f}. Harden the model (adversarial "
             f"training) or detect adversarial inputs.{caveat}",
@@ -273,7 +279,7 @@ def verdict(
             context,
             status=Status.INCONCLUSIVE,
             summary=f"{label} broke at most {worst:.0%} of the correctly classified rows up to "
-            f"{norm} budget {tol:g}, but the result may overstate robustness: "
+            f"{units.budget_text(p.norm, tol)}, but the result may overstate robustness: "
             f"{'; '.join(f.message for f in flags)}",
             **fields,
         )
@@ -282,7 +288,7 @@ def verdict(
         context,
         status=Status.NOT_VULNERABLE,
         summary=f"{label} broke at most {worst:.0%} of the correctly classified rows up to "
-        f"{norm} budget {tol:g} (accepted: {p.max_success_rate:.0%}); robust accuracy "
+        f"{units.budget_text(p.norm, tol)} (accepted: {p.max_success_rate:.0%}); robust accuracy "
         f"{ra_tol:.2f} against clean {n_ok / setup.n:.2f}.",
         **fields,
     )

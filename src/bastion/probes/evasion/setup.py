@@ -1,8 +1,9 @@
 """Shared parameters and preparation of the white-box evasion probes.
 
-Budgets are fractions of each feature's range (see
-:mod:`bastion.attacks.evasion.budget`): for inputs in ``[0, 1]`` they are raw
-budgets, for tabular data they scale with each feature's declared range. Defaults:
+Budgets are read in ``units`` with the one rule of
+:mod:`bastion.attacks.evasion.units` (``auto``: raw input units when every feature
+shares one finite range, fractions of each feature's range otherwise). Defaults, as
+fractions of the range (multiplied by the shared range's width in raw units):
 
 ======  ========================================  ==========
 norm    budgets                                   tolerance
@@ -21,11 +22,14 @@ Examples
 [0.1, 0.25, 0.5, 1.0, 2.0, 4.0]
 >>> EvasionParams(budgets=[0.3, 0.1]).resolved_budgets()
 [0.1, 0.3]
+>>> from bastion.attacks.evasion.units import BudgetUnits
+>>> pixels = BudgetUnits("raw", "auto", (0.0, 255.0), True)
+>>> EvasionParams().resolved_budgets(pixels)[:2], EvasionParams().resolved_tolerance(pixels)
+([2.55, 5.1], 25.5)
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -36,12 +40,20 @@ from pydantic import Field, field_validator, model_validator
 from bastion.attacks.evasion.budget import Domain
 from bastion.attacks.evasion.model import CountedModel, as_model
 from bastion.attacks.evasion.sanity import ModelHealth, SanityFlag, model_health
+from bastion.attacks.evasion.units import BudgetUnits, Units
 from bastion.data.dataset import Dataset
 from bastion.errors import DataError, UsageError
 from bastion.probes.base import ProbeParams
 from bastion.targets.base import Capability, Target
 
-__all__ = ["DEFAULT_BUDGETS", "DEFAULT_TOLERANCE", "EvasionParams", "Setup", "prepare"]
+__all__ = [
+    "DEFAULT_BUDGETS",
+    "DEFAULT_TOLERANCE",
+    "EvasionParams",
+    "Setup",
+    "prepare",
+    "resolve_budgets",
+]
 
 DEFAULT_BUDGETS: dict[str, list[float]] = {
     "linf": [0.01, 0.02, 0.05, 0.1, 0.2, 0.3],
@@ -55,18 +67,23 @@ class EvasionParams(ProbeParams):
     """Parameters every white-box evasion probe shares."""
 
     norm: Literal["linf", "l2"] = Field("linf", description="Perturbation norm.")
+    units: Units = Field(
+        "auto",
+        description="Budget units: 'auto' (raw when every feature shares one finite range, "
+        "else 'range'), 'raw' or 'range' (fractions of each feature's range).",
+    )
     budgets: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(
         None,
         min_length=1,
         max_length=20,
-        description="Budgets as fractions of each feature's range (sorted for you); "
-        "None for the norm's defaults.",
+        description="Budgets in 'units' (sorted for you); None for the norm's defaults.",
     )
     tolerance_budget: float | None = Field(
         None,
         gt=0,
         allow_inf_nan=False,
-        description="Largest budget the model should withstand; None for the norm's default.",
+        description="Largest budget the model should withstand, in 'units'; None for the "
+        "norm's default.",
     )
     max_success_rate: float = Field(
         0.1, ge=0, lt=1, description="Largest acceptable attack success rate within tolerance."
@@ -87,30 +104,64 @@ class EvasionParams(ProbeParams):
 
     @model_validator(mode="after")
     def _in_range(self) -> EvasionParams:
-        budgets, tol = self.resolved_budgets(), self.resolved_tolerance()
-        if self.norm == "linf" and (budgets[-1] > 1 or tol > 1):
-            raise ValueError(
-                "L∞ budgets and tolerance_budget are fractions of each feature's range and "
-                "must lie in (0, 1]"
-            )
-        if budgets[0] > tol + _EPS:
-            raise ValueError(
-                f"needs at least one budget at or below tolerance_budget ({tol:g}) to judge "
-                "the model"
-            )
+        if self.units == "range" and self.norm == "linf":
+            given = [*(self.budgets or []), self.tolerance_budget or 0.0]
+            if max(given) > 1:
+                raise ValueError(
+                    "L∞ budgets and tolerance_budget in units 'range' are fractions of each "
+                    "feature's range and must lie in (0, 1]"
+                )
+        if self.budgets and self.tolerance_budget is not None:
+            _check_tolerance(self.budgets, self.tolerance_budget, ValueError)
         return self
 
-    def resolved_budgets(self) -> list[float]:
-        """The budgets to test, ascending."""
-        return list(self.budgets) if self.budgets else list(DEFAULT_BUDGETS[self.norm])
+    def resolved_budgets(
+        self, units: BudgetUnits | None = None, *, who: str = "the evasion probe"
+    ) -> list[float]:
+        """The budgets to test, ascending; defaults converted to ``units`` when given."""
+        if self.budgets:
+            return list(self.budgets)
+        defaults = list(DEFAULT_BUDGETS[self.norm])
+        return defaults if units is None else units.from_fractions(defaults, who=who)
 
-    def resolved_tolerance(self) -> float:
-        """The tolerance budget."""
-        return (
-            self.tolerance_budget
-            if self.tolerance_budget is not None
-            else DEFAULT_TOLERANCE[self.norm]
+    def resolved_tolerance(
+        self, units: BudgetUnits | None = None, *, who: str = "the evasion probe"
+    ) -> float:
+        """The tolerance budget; the default converted to ``units`` when given."""
+        if self.tolerance_budget is not None:
+            return self.tolerance_budget
+        default = DEFAULT_TOLERANCE[self.norm]
+        if units is None:
+            return default
+        return units.from_fractions([default], who=who, name="tolerance_budget")[0]
+
+
+def _check_tolerance(budgets: list[float], tol: float, error: type[Exception]) -> None:
+    if min(budgets) > tol + _EPS:
+        raise error(
+            f"needs at least one budget at or below tolerance_budget ({tol:g}) to judge the model"
         )
+
+
+def resolve_budgets(probe_id: str, p: EvasionParams, domain: Domain) -> tuple[list[float], float]:
+    """The budgets and tolerance in the domain's units, checked against its reach.
+
+    Raises
+    ------
+    UsageError
+        If a budget exceeds what the input could ever need, raw units on features of
+        different ranges come without budgets, or no budget is at or below the
+        tolerance.
+    """
+    budgets = p.resolved_budgets(domain.units, who=probe_id)
+    tol = p.resolved_tolerance(domain.units, who=probe_id)
+    domain.check_budgets(budgets, p.norm, probe_id)
+    domain.check_budgets([tol], p.norm, probe_id, name="tolerance_budget")
+    try:
+        _check_tolerance(budgets, tol, ValueError)
+    except ValueError as err:
+        raise UsageError(f"The 'budgets' parameter of {probe_id} {err}.") from None
+    return budgets, tol
 
 
 @dataclass
@@ -127,6 +178,13 @@ class Setup:
     model: CountedModel
     correct: torch.Tensor
     health: ModelHealth | None
+    budgets: list[float]
+    tolerance: float
+
+    @property
+    def units(self) -> BudgetUnits:
+        """How the budgets are read."""
+        return self.domain.units
 
     @property
     def n(self) -> int:
@@ -159,7 +217,8 @@ def prepare(
     DataError
         If the data do not fit the target.
     UsageError
-        If an L2 budget exceeds what the input could ever need.
+        If a budget exceeds what the input could ever need (see
+        :func:`resolve_budgets`).
     """
     target.require(Capability.GRADIENTS, who=f"The {probe_id} probe")
     spec = target.input_spec
@@ -176,17 +235,12 @@ def prepare(
     device = torch.device(getattr(target, "device", "cpu"))
     x = torch.from_numpy(np.ascontiguousarray(x_np, dtype=np.dtype(spec.dtype))).to(device)
     y = torch.from_numpy(np.asarray(y_np, dtype=np.int64)).to(device)
-    domain = Domain.from_spec(spec, reference=reference, device=device, dtype=x.dtype)
+    domain = Domain.from_spec(
+        spec, reference=reference, device=device, dtype=x.dtype, units=p.units, who=probe_id
+    )
     if not domain.any_mutable:
         return "no feature may be changed (all are immutable, integer or one-hot)"
-    if p.norm == "l2":
-        reach = math.sqrt(int(domain.mutable.sum()))
-        if p.resolved_budgets()[-1] > reach:
-            raise UsageError(
-                f"The 'budgets' parameter of {probe_id} has an L2 budget of "
-                f"{p.resolved_budgets()[-1]:g}, more than {reach:.3g}, the L2 size of moving every "
-                "mutable feature across its whole range; use smaller budgets."
-            )
+    budgets, tolerance = resolve_budgets(probe_id, p, domain)
     model = as_model(target)
     with torch.no_grad():
         pred = torch.cat(
@@ -204,4 +258,13 @@ def prepare(
             f"clean accuracy on the sample is {accuracy:.2f}, close to chance ({chance:.2f}); "
             "check that the data match the model's input space"
         )
-    return Setup(x=x, y=y, domain=domain, model=model, correct=correct, health=health)
+    return Setup(
+        x=x,
+        y=y,
+        domain=domain,
+        model=model,
+        correct=correct,
+        health=health,
+        budgets=budgets,
+        tolerance=tolerance,
+    )

@@ -20,14 +20,14 @@ from pydantic import Field, field_validator
 from bastion.attacks.evasion.constraints import FeatureConstraints
 from bastion.attacks.evasion.queries import bounds_tensors, score_oracle, target_device
 from bastion.attacks.evasion.square import square_attack
+from bastion.attacks.evasion.units import BudgetUnits, Units
 from bastion.data.dataset import Dataset
 from bastion.errors import QueryBudgetExceeded
 from bastion.findings import CatalogRefs, Evidence, Finding, Metric, Series, Status
 from bastion.probes.base import Cost, Knowledge, Probe, ProbeMeta, ProbeParams
 from bastion.probes.context import ProbeContext
 from bastion.probes.evasion.blackbox_report import (
-    Units,
-    budget_scale,
+    blackbox_budgets,
     evasion_rating,
     image_evidence,
     image_like,
@@ -36,6 +36,7 @@ from bastion.probes.evasion.blackbox_report import (
     rate_metric,
     table_evidence,
 )
+from bastion.probes.evasion.evidence import units_evidence
 from bastion.targets.base import Capability, Target
 
 __all__ = ["SquareParams", "SquareProbe"]
@@ -54,7 +55,11 @@ class SquareParams(ProbeParams):
         max_length=10,
         description="Ball radii to test (default: 0.05, 0.1, 0.2 for linf; 0.5, 1, 2 for l2).",
     )
-    units: Units = Field("auto", description="Budget units: raw values or feature ranges.")
+    units: Units = Field(
+        "auto",
+        description="Budget units: 'auto' (raw when every feature shares one finite range, "
+        "else 'range'), 'raw' or 'range' (fractions of each feature's range).",
+    )
     n_samples: int = Field(100, ge=1, le=10_000, description="Test rows to attack.")
     n_queries: int = Field(1000, ge=2, le=100_000, description="Queries per row and budget.")
     p_init: float = Field(0.8, gt=0, le=1, description="Initial window area fraction.")
@@ -106,19 +111,23 @@ class SquareProbe(Probe):
     )
     Params: ClassVar[type[ProbeParams]] = SquareParams
 
-    def resolved_budgets(self) -> list[float]:
-        """The budgets to test, defaults filled in for the chosen norm."""
+    def resolved_budgets(self, units: BudgetUnits | None = None) -> list[float]:
+        """The budgets to test, defaults (fractions of the range) converted to ``units``."""
         p: SquareParams = self.validated_params()
-        return p.budgets or list(_DEFAULT_BUDGETS[p.norm])
+        if p.budgets:
+            return list(p.budgets)
+        defaults = list(_DEFAULT_BUDGETS[p.norm])
+        return defaults if units is None else units.from_fractions(defaults, who=self.meta.id)
 
     def run(self, target: Target, data: Dataset, context: ProbeContext) -> list[Finding]:
         """Attack at every budget and report robust accuracy and queries-to-success."""
         p: SquareParams = self.validated_params()
-        budgets = self.resolved_budgets()
         x_np, y_np = data.test_sample(p.n_samples, seed=context.seed)
         spec = target.input_spec
         reference = np.concatenate([data.x_train, data.x_test]) if len(data.x_train) else x_np
-        scale_np, unit_words = budget_scale(spec, p.units, reference)
+        budgets, scale_np, unit_words = blackbox_budgets(
+            self.meta.id, spec, p.units, reference, p.budgets, _DEFAULT_BUDGETS[p.norm], p.norm
+        )
         dev = target_device(target)
         x = torch.as_tensor(np.asarray(x_np, dtype=np.float32), device=dev)
         y = torch.as_tensor(np.asarray(y_np, dtype=np.int64), device=dev)
@@ -216,7 +225,7 @@ class SquareProbe(Probe):
         budgets: list[float],
         done: list[float],
         partial: str,
-        units: str,
+        units: BudgetUnits,
         x: np.ndarray,
         correct: np.ndarray,
         won_at: np.ndarray,
@@ -224,7 +233,8 @@ class SquareProbe(Probe):
         x_adv: np.ndarray,
     ) -> Finding:
         n, n_correct = len(x), int(correct.sum())
-        how = f"Square attack, {p.norm} ball {units}, at most {p.n_queries} queries per row"
+        words = units.describe()
+        how = f"Square attack, {p.norm} ball ({words}), at most {p.n_queries} queries per row"
         metrics = [
             rate_metric(
                 "clean_accuracy",
@@ -276,7 +286,7 @@ class SquareProbe(Probe):
         series = [
             Series(
                 name="robust accuracy under the Square attack",
-                x_label=f"{p.norm} radius ({units})",
+                x_label=f"{p.norm} radius ({words})",
                 y_label="robust accuracy",
                 x=xs,
                 y=ys,
@@ -285,7 +295,7 @@ class SquareProbe(Probe):
             ),
             query_series(q, n_correct, p.n_queries, "Square"),
         ]
-        evidence = self._evidence(target, context, x, x_adv, wins, p)
+        evidence = [*self._evidence(target, context, x, x_adv, wins, p), units_evidence(units)]
         fields: dict[str, Any] = {"metrics": metrics, "series": series, "evidence": evidence}
         note = f" Partial result: {partial}." if partial else ""
         chance = 1.0 / target.n_classes
@@ -310,7 +320,7 @@ class SquareProbe(Probe):
                 status=status,
                 summary=(
                     f"The Square attack evaded {success} of {n_correct} correctly classified rows "
-                    f"({rate_:.0%}) up to {p.norm} radius {top:g} {units}, within the accepted "
+                    f"({rate_:.0%}) up to {p.norm} radius {top:g} ({words}), within the accepted "
                     f"{p.max_success_rate:.0%}.{note}"
                 ),
                 **fields,
@@ -335,7 +345,7 @@ class SquareProbe(Probe):
             summary=(
                 f"Black-box evasion: with scores alone, the Square attack misclassified {success} "
                 f"of {n_correct} correctly classified rows ({rate_:.0%}) within {p.norm} radius "
-                f"{top:g} {units} (already more than {p.max_success_rate:.0%} at {first:g}), "
+                f"{top:g} ({words}; already more than {p.max_success_rate:.0%} at {first:g}), "
                 f"with a median of {median:.0f} queries; harden the model (adversarial training) "
                 "and "
                 f"limit or monitor queries.{note}"

@@ -16,39 +16,51 @@ evasion.tabular applies to tabular rows (a 1-D input spec); this target takes (1
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from bastion.attacks.evasion.constrained_pgd import ConstrainedResult, constrained_attack
 from bastion.attacks.evasion.constraints import Categorical, FeatureConstraints
 from bastion.attacks.evasion.queries import target_device
+from bastion.attacks.evasion.units import BudgetUnits, Units
 from bastion.data.dataset import Dataset
 from bastion.errors import DataError, QueryBudgetExceeded, UsageError
-from bastion.findings import CatalogRefs, Evidence, Finding, Metric, Series, Status
+from bastion.findings import CatalogRefs, Finding, Metric, Series, Status
 from bastion.probes.base import Cost, Knowledge, Probe, ProbeMeta, ProbeParams
 from bastion.probes.context import ProbeContext
 from bastion.probes.evasion.blackbox_report import (
+    blackbox_budgets,
+    constraint_evidence,
     evasion_rating,
     query_metrics,
     rate_metric,
-    table_evidence,
 )
+from bastion.probes.evasion.evidence import units_evidence
 from bastion.targets.base import Capability, Target
 
 __all__ = ["TabularEvasionParams", "TabularEvasionProbe"]
+
+_DEFAULT_BUDGETS = [0.001, 0.003, 0.01, 0.03, 0.1]
 
 
 class TabularEvasionParams(ProbeParams):
     """Parameters of :class:`TabularEvasionProbe`."""
 
-    budgets: list[Annotated[float, Field(gt=0, le=1)]] = Field(
-        default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1],
+    budgets: list[Annotated[float, Field(gt=0)]] | None = Field(
+        None,
         min_length=1,
         max_length=10,
-        description="Largest change of each feature as a fraction of its range (L∞).",
+        description="Largest change of each feature (L∞) in 'units'; None: 0.001, 0.003, "
+        "0.01, 0.03, 0.1 of each feature's range.",
+    )
+    units: Units = Field(
+        "auto",
+        description="Budget units: 'auto' (raw when every feature shares one finite range, "
+        "else 'range'), 'raw' or 'range' (fractions of each feature's range).",
     )
     n_samples: int = Field(200, ge=1, le=100_000, description="Test rows to sample.")
     target_class: str | None = Field(
@@ -66,10 +78,16 @@ class TabularEvasionParams(ProbeParams):
 
     @field_validator("budgets")
     @classmethod
-    def _sorted(cls, v: list[float]) -> list[float]:
-        if len(set(v)) != len(v):
+    def _sorted(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and len(set(v)) != len(v):
             raise ValueError("must not repeat a budget")
-        return sorted(v)
+        return None if v is None else sorted(v)
+
+    @model_validator(mode="after")
+    def _fractions(self) -> TabularEvasionParams:
+        if self.units == "range" and self.budgets and self.budgets[-1] > 1:
+            raise ValueError("budgets in units 'range' are fractions and must lie in (0, 1]")
+        return self
 
 
 class TabularEvasionProbe(Probe):
@@ -149,6 +167,11 @@ class TabularEvasionProbe(Probe):
         fc = FeatureConstraints.from_spec(
             target.input_spec, reference, categorical=p.categorical, device=dev
         )
+        budgets, scale, units = blackbox_budgets(
+            self.meta.id, target.input_spec, p.units, reference, p.budgets, _DEFAULT_BUDGETS, "linf"
+        )
+        if scale is None:  # raw units: every feature's budget unit is 1
+            fc = dataclasses.replace(fc, scale=torch.ones_like(fc.scale))
         x = torch.as_tensor(np.asarray(x_np, dtype=np.float32), device=dev)
         y = torch.as_tensor(np.asarray(y_np, dtype=np.int64), device=dev)
         y_goal = None if goal is None else torch.full_like(y, goal)
@@ -160,8 +183,8 @@ class TabularEvasionProbe(Probe):
         results: list[ConstrainedResult] = []
         done: list[float] = []
         partial = ""
-        with context.progress(total=len(p.budgets), description="tabular evasion") as bar:
-            for k, eps in enumerate(p.budgets):
+        with context.progress(total=len(budgets), description="tabular evasion") as bar:
+            for k, eps in enumerate(budgets):
                 idx = np.arange(n) if correct is None else np.nonzero(correct & (won_at < 0))[0]
                 if len(idx) == 0:
                     done.append(eps)
@@ -224,6 +247,7 @@ class TabularEvasionProbe(Probe):
                 final.violations,
                 final.n_valid,
                 partial,
+                units,
             )
         ]
 
@@ -242,6 +266,7 @@ class TabularEvasionProbe(Probe):
         violations: dict[str, int],
         n_valid: int,
         partial: str,
+        units: BudgetUnits,
     ) -> Finding:
         n, n_correct = len(x), int(correct.sum())
         method = results[0].method
@@ -277,7 +302,7 @@ class TabularEvasionProbe(Probe):
                     hit,
                     n_correct,
                     f"Share of the {n_correct} {rows} {goal} by {how}, every feature moved by at "
-                    f"most {eps:g} of its range; Wilson 95% interval.",
+                    f"most {eps:g} ({units.describe()}); Wilson 95% interval.",
                 )
             )
             xs.append(eps)
@@ -315,18 +340,21 @@ class TabularEvasionProbe(Probe):
         series = [
             Series(
                 name=f"constrained evasion success ({method})",
-                x_label="largest change per feature (fraction of its range)",
+                x_label=f"largest change per feature ({units.describe()})",
                 y_label="attack success rate",
                 x=xs,
                 y=ys,
             )
         ]
-        evidence = self._evidence(target, x, x_adv, won, violations, n_valid, n)
+        evidence = [
+            *constraint_evidence(target.input_spec, x, x_adv, won, violations, n_valid),
+            units_evidence(units),
+        ]
         fields: dict[str, Any] = {"metrics": metrics, "series": series, "evidence": evidence}
         note = f" Partial result: {partial}." if partial else ""
         success = int(won.sum())
         rate_ = success / n_correct if n_correct else 0.0
-        top = done[-1] if done else p.budgets[0]
+        top = done[-1]  # a result exists, so at least one budget was attempted
         if n_correct == 0:
             return self.finding(
                 target,
@@ -341,7 +369,7 @@ class TabularEvasionProbe(Probe):
                 context,
                 status=Status.INCONCLUSIVE if partial else Status.NOT_VULNERABLE,
                 summary=f"Valid adversarial rows ({how}) {goal} {success} of {n_correct} {rows} "
-                f"({rate_:.0%}) with changes up to {top:g} of each feature's range, within the "
+                f"({rate_:.0%}) with changes up to {top:g} ({units.describe()}), within the "
                 f"accepted {p.max_success_rate:.0%}.{note}",
                 **fields,
             )
@@ -361,42 +389,10 @@ class TabularEvasionProbe(Probe):
             severity=rating.severity,
             severity_rationale=list(rating.rationale),
             summary=f"{success} of {n_correct} {rows} ({rate_:.0%}) were {goal} by valid "
-            f"adversarial rows ({how}) changing each feature by at most {top:g} of its range "
+            f"adversarial rows ({how}) changing each feature by at most {top:g} "
+            f"({units.describe()}) "
             f"({ys[0]:.0%} already at {xs[0]:g}), "
             f"{checked}; harden the model (adversarial training on constrained examples) "
             f"and monitor inputs.{note}",
             **fields,
         )
-
-    def _evidence(
-        self,
-        target: Target,
-        x: np.ndarray,
-        x_adv: np.ndarray,
-        won: np.ndarray,
-        violations: dict[str, int],
-        n_valid: int,
-        n: int,
-    ) -> list[Evidence]:
-        spec = target.input_spec
-        items = [
-            Evidence(
-                kind="observation",
-                description="Constraint check of every returned row (rows breaking each rule).",
-                data={"valid_rows": n_valid, "rows": n, **violations},
-            )
-        ]
-        pick = np.nonzero(won)[0][:3]
-        if len(pick):
-            names = spec.feature_names or [f"x{i}" for i in range(spec.n_features)]
-            items.append(
-                table_evidence(
-                    names,
-                    x[pick],
-                    x_adv[pick],
-                    ~spec.mutable_mask(),
-                    "Original and adversarial rows; immutable features (marked) are unchanged, "
-                    "integers stay integers and one-hot groups keep one hot bit.",
-                )
-            )
-        return items

@@ -5,12 +5,24 @@ artifact scanner of :mod:`bastion.artifacts` -- a symbolic pickle interpreter wi
 deny-by-default allowlist, content-based format detection and recursive archive
 scanning (OWASP ML06; ATLAS AML.T0010 / AML.T0011, mitigated by AML.M0016
 vulnerability scanning and AML.M0011 restricted loading). Nothing in the file is ever
-imported or unpickled. One finding per file: vulnerable when the file holds anything
-that is not proven safe to load, with the worst issue's severity.
+imported or unpickled. One finding per file:
+
+* **vulnerable**, with the worst issue's severity, when the file holds anything that
+  is not proven safe to load;
+* **vulnerable, low**, when it holds nothing unsafe but is *pickle-based* (a pickle,
+  joblib or ``torch.save`` file): the scan proves what this copy holds, yet whoever
+  loads it with ``pickle``, ``joblib.load`` or ``torch.load(weights_only=False)``
+  runs whatever a later copy names, so the format is the weakness (AML.M0011). The
+  remedy ``supply_chain.safe_reserialisation`` rewrites it as safetensors or skops;
+* **not vulnerable** otherwise (safetensors, skops, ONNX, TorchScript, a Keras file
+  without code).
 
 A target built from a file records it as ``target.source_path``; a target without one
 (an in-memory module, an HTTP endpoint) gets an ``inconclusive`` finding that says so,
-unless ``paths`` names files to scan.
+unless ``paths`` names files to scan. The finding for the target's own file has the
+variant ``source`` (``source/<relative path>`` for a folder), whatever the file is
+called, so a run after re-serialisation is compared with the run before; files from
+``paths`` keep their path as the variant.
 
 Examples
 --------
@@ -27,6 +39,10 @@ Examples
 >>> [f] = ArtifactScanProbe(paths=[str(path)]).run(target, None, ProbeContext())
 >>> f.status.value, f.severity.value
 ('vulnerable', 'critical')
+>>> _ = path.write_bytes(pickle.dumps({"w": [0.5]}))
+>>> [f] = ArtifactScanProbe(paths=[str(path)]).run(target, None, ProbeContext())
+>>> f.status.value, f.severity.value, f.variant == str(path)
+('vulnerable', 'low', True)
 """
 
 from __future__ import annotations
@@ -39,7 +55,7 @@ from pydantic import Field
 from bastion.artifacts.issues import CATALOG, FileReport
 from bastion.artifacts.scanner import scan_paths
 from bastion.errors import UsageError
-from bastion.findings import Evidence, Finding, Metric, Status
+from bastion.findings import Evidence, Finding, Metric, Severity, Status
 from bastion.probes.base import Cost, Knowledge, Probe, ProbeMeta, ProbeParams
 from bastion.probes.context import ProbeContext
 from bastion.targets.base import Target
@@ -106,15 +122,19 @@ class ArtifactScanProbe(Probe):
             ]
         findings: list[Finding] = []
         with context.progress(total=len(files), description="artifact scan") as bar:
-            for path in files:
+            for index, path in enumerate(files):
                 if not Path(path).exists():
                     raise UsageError(f"supply_chain.artifact_scan: no file at {path}.")
                 report = scan_paths([path], allow=p.allow)
-                findings.extend(self._finding(target, context, r) for r in report.files)
+                for r in report.files:
+                    variant = _variant(path, r.path) if index == 0 and source else r.path
+                    findings.append(self._finding(target, context, r, variant))
                 bar.advance(1)
         return findings
 
-    def _finding(self, target: Target, context: ProbeContext, r: FileReport) -> Finding:
+    def _finding(
+        self, target: Target, context: ProbeContext, r: FileReport, variant: str
+    ) -> Finding:
         metrics = [
             Metric(
                 name="issues",
@@ -139,6 +159,8 @@ class ArtifactScanProbe(Probe):
                 kind="table",
                 description="Issues found in the artifact, worst first.",
                 data={
+                    "path": r.path,
+                    "pickle_based": r.pickle_based,
                     "issues": [
                         i.to_dict() for i in sorted(r.issues, key=lambda i: -i.severity.rank)
                     ][:50],
@@ -147,14 +169,35 @@ class ArtifactScanProbe(Probe):
                 },
             )
         ]
+        formats = " > ".join(r.formats) or "data"
+        if r.safe and r.pickle_based:
+            return self.finding(
+                target,
+                context,
+                status=Status.VULNERABLE,
+                severity=Severity.LOW,
+                variant=variant,
+                severity_rationale=[
+                    "Low: the scan proved that this copy holds nothing that runs code or "
+                    "imports outside the allowlist; the weakness is the pickle-based format, "
+                    "which lets a tampered copy run code in any loader but safe_load."
+                ],
+                summary=f"{r.path} ({formats}) scans clean, but it is pickle-based: loading "
+                "it with pickle, joblib or torch.load runs whatever a later copy of the file "
+                "names. Re-serialise it (`bastion artifacts convert`, or the remedy "
+                "supply_chain.safe_reserialisation) as safetensors or skops, or load it only "
+                "with bastion.artifacts.safe_load.",
+                metrics=metrics,
+                evidence=evidence,
+            )
         if r.safe:
             return self.finding(
                 target,
                 context,
                 status=Status.NOT_VULNERABLE,
-                variant=r.path,
-                summary=f"{r.path} ({' > '.join(r.formats) or 'data'}) holds nothing that runs "
-                "code or imports outside the allowlist when loaded.",
+                variant=variant,
+                summary=f"{r.path} ({formats}) holds nothing that runs code or imports outside "
+                "the allowlist when loaded, and is not pickle-based.",
                 metrics=metrics,
                 evidence=evidence,
             )
@@ -164,7 +207,7 @@ class ArtifactScanProbe(Probe):
             context,
             status=Status.VULNERABLE,
             severity=worst.severity,
-            variant=r.path,
+            variant=variant,
             severity_rationale=[
                 f"Worst issue: {worst.category.value} ({worst.severity.value} "
                 "by the scanner's category table)."
@@ -175,3 +218,14 @@ class ArtifactScanProbe(Probe):
             metrics=metrics,
             evidence=evidence,
         )
+
+
+def _variant(source: str, scanned: str) -> str:
+    """``source`` for the target's own file, ``source/<relative path>`` inside a folder."""
+    root = Path(source)
+    if not root.is_dir():
+        return "source"
+    try:
+        return f"source/{Path(scanned).relative_to(root).as_posix()}"
+    except ValueError:  # pragma: no cover - scan_paths reports files under the folder
+        return scanned
