@@ -12,7 +12,7 @@ A :class:`Manifest` is what gets signed (ATLAS AML.M0013 *Code Signing*, AML.M00
   it is stored inside the folder, so a verifier sees exactly what was not covered.
 
 :meth:`Manifest.to_payload` gives the plain dict that is serialised with
-:func:`~bastion.artifacts.canonical.canonical_json` and signed; nothing in it depends
+:func:`~bastion.canonical.canonical_json` and signed; nothing in it depends
 on time, machine or worker order, so the same folder always yields the same bytes.
 :meth:`Manifest.from_payload` validates a payload read back from disk (paths must be
 relative and normalised, digests 64 hex digits, sizes consistent with the shards).

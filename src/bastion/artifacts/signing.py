@@ -8,7 +8,7 @@ JSON with three fields::
      "signature": {"algorithm": "ed25519", "key_id": "<hex>", "value": "<base64>"}}
 
 The signature covers ``b"bastion.manifest/v1\\x00"`` followed by the canonical JSON
-(:mod:`bastion.artifacts.canonical`) of the payload; the prefix keeps a manifest
+(:mod:`bastion.canonical`) of the payload; the prefix keeps a manifest
 signature from being valid as a signature over anything else made with the same
 key. A verifier re-canonicalises the payload it parsed, so whitespace or key order
 in the file do not matter, while any change to a value does.
@@ -55,7 +55,6 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from bastion.artifacts.canonical import canonical_json, parse_strict
 from bastion.artifacts.keys import PrivateKey, PublicKey, key_algorithm, key_id
 from bastion.artifacts.manifest import (
     MANIFEST_FORMAT,
@@ -65,6 +64,7 @@ from bastion.artifacts.manifest import (
     compare,
 )
 from bastion.artifacts.tree_hash import DEFAULT_SHARD_SIZE, Listing
+from bastion.canonical import canonical_json, parse_strict
 from bastion.errors import UsageError
 
 __all__ = [

@@ -49,7 +49,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from bastion.artifacts.canonical import parse_strict
 from bastion.artifacts.convert import ConvertTarget, convert_artifact
 from bastion.artifacts.keys import (
     KeyAlgorithm,
@@ -71,6 +70,7 @@ from bastion.artifacts.signing import (
     verify_path,
 )
 from bastion.artifacts.tree_hash import DEFAULT_SHARD_SIZE, Listing
+from bastion.canonical import parse_strict
 from bastion.cli.console import err_console, out_console
 from bastion.errors import UsageError
 

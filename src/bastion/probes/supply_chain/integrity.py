@@ -65,7 +65,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from bastion.artifacts.canonical import parse_strict
 from bastion.artifacts.keys import load_public_key
 from bastion.artifacts.openssf import (
     OPENSSF_SUFFIX,
@@ -80,6 +79,7 @@ from bastion.artifacts.signing import (
     read_signed_manifest,
     verify_path,
 )
+from bastion.canonical import parse_strict
 from bastion.catalog.severity import Effect, Effort
 from bastion.errors import UsageError
 from bastion.findings import CatalogRefs, Evidence, Finding, Metric, Severity, Status
