@@ -101,3 +101,36 @@ def test_several_workers_need_redis_for_limits(monkeypatch: pytest.MonkeyPatch) 
     check_workers(cfg, 1)
     monkeypatch.setenv("GW_REDIS", "redis://127.0.0.1:6379/0")
     check_workers(cfg, 2)
+
+
+def test_durability_and_thread_settings(tmp_path: Path) -> None:
+    base = "models: [{name: d, demo: breast_cancer, guards: [input.validation]}]\n"
+    with pytest.raises(ConfigError, match="sqlite_synchronous"):
+        parse_gateway_text(base + "sqlite_synchronous: off\n")
+    with pytest.raises(ConfigError, match="torch_threads"):
+        parse_gateway_text(base + "torch_threads: 0\n")
+    assert parse_gateway_text(base).torch_threads == 1
+    cfg = parse_gateway_text(base + f"store: {tmp_path / 'g.db'}\nsqlite_synchronous: full\n")
+    gw = build_gateway(cfg)
+    try:
+        assert gw.db.synchronous == "full"
+        with gw.db.raw_write("read a pragma of") as cur:
+            cur.execute("PRAGMA synchronous")
+            assert cur.fetchone()[0] == 2
+    finally:
+        gw.close()
+
+
+def test_worker_torch_threads() -> None:
+    import torch
+
+    from bastion.gateway.server import set_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        set_torch_threads(1)
+        assert torch.get_num_threads() == 1
+        set_torch_threads(None)  # keeps whatever is set
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -3,7 +3,7 @@
 * budgets: two gateway processes sharing Redis never grant more than the budget to
   concurrent clients;
 * crash safety: kill -9 during load, restart, the audit chain verifies and every answer
-  a client received has its entry;
+  a client received — allowed, or refused before the pipeline — has its entry;
 * graceful stop: SIGTERM drains and signs the audit head;
 * a bounded load test: a few seconds, no 5xx.
 """
@@ -108,25 +108,30 @@ def test_kill9_during_load_keeps_the_audit_chain_and_every_answer(tmp_path: Path
     lock = threading.Lock()
     stop = threading.Event()
 
-    def client(base: str) -> None:
+    def client(base: str, malformed: bool) -> None:
         with httpx.Client(timeout=5) as http:
             for j in range(2000):
                 if stop.is_set():
                     return
                 try:
-                    r = http.post(
-                        f"{base}/v1/models/bc/predict",
-                        json={"input": ROWS[j % 20]},
-                        headers=headers,
-                    )
+                    if malformed and j % 2:  # refused before the pipeline, audited too
+                        r = http.post(
+                            f"{base}/v1/models/bc/predict", content=b"{broken", headers=headers
+                        )
+                    else:
+                        r = http.post(
+                            f"{base}/v1/models/bc/predict",
+                            json={"input": ROWS[j % 20]},
+                            headers=headers,
+                        )
                 except httpx.HTTPError:
                     return
-                if r.status_code == 200:
+                if r.status_code in (200, 400):
                     with lock:
-                        received.append(r.json()["request_id"])
+                        received.append(r.headers["x-bastion-request-id"])
 
     with gateways(cfg, tmp_path / "log.txt") as procs:
-        threads = [threading.Thread(target=client, args=(procs[0].url,)) for _ in range(4)]
+        threads = [threading.Thread(target=client, args=(procs[0].url, i == 0)) for i in range(4)]
         for t in threads:
             t.start()
         time.sleep(1.5)

@@ -15,7 +15,11 @@ Endpoints
     The interactive API documentation and its schema.
 
 Client mistakes — a body that is not JSON, not an object, without ``input`` or
-``instances``, too large — get a 4xx that names the field, never a 5xx.
+``instances``, too large, an unknown model — get a 4xx that names the field, never a
+5xx. They are refused before the pipeline but audited like every other answer: an
+entry of kind ``rejected`` with the status, a stable code (``body.not_json``, ...),
+a fixed reason, the body's size and SHA-256 digest — never the body itself or any
+credential — written before the 4xx is sent.
 
 Examples
 --------
@@ -34,23 +38,27 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.errors import BastionError, StoreError
+from bastion.gateway.bodies import Rejection, model_label, parse_body, read_body, reject
 from bastion.gateway.build import Gateway, build_gateway
 from bastion.gateway.config import GatewayConfig
-from bastion.gateway.metrics import LatencyHistogram, drift_text
+from bastion.gateway.metrics import LatencyHistogram, audit_text, drift_text
+from bastion.guards.audit import entry_fields
 from bastion.guards.base import GuardRequest
+from bastion.guards.outcome import GuardOutcome
 from bastion.guards.pipeline import REQUEST_ID_HEADER
 
 __all__ = ["PredictRequest", "create_app"]
@@ -65,42 +73,74 @@ class PredictRequest(BaseModel):
     instances: list[list[Any]] | None = Field(None, description="A batch of input rows.")
 
 
-_REQUEST_SCHEMA = {
+_RESPONSES = {
+    "200": "The guarded answer.",
+    "202": "Withheld for review.",
+    "400": "Malformed body.",
+    "401": "Missing or invalid credentials.",
+    "403": "Not allowed for this model.",
+    "404": "Unknown model.",
+    "413": "Too large.",
+    "422": "Invalid inputs.",
+    "429": "Budget or rate exceeded.",
+    "503": "The audit store or Redis is unavailable; nothing was released.",
+}
+
+PREDICT_PATH = "/v1/models/{model}/predict"
+
+_PREDICT_OPERATION = {
+    "summary": "Predict",
+    "description": "One row (`input`) or a batch (`instances`) through the model's guards.",
+    "operationId": "predict",
+    "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-    }
+    },
+    "responses": {code: {"description": text} for code, text in _RESPONSES.items()},
 }
+"""The OpenAPI operation of the predict route (a plain Starlette route, see create_app)."""
+
+
+REJECTED_BY = "gateway.http"
+"""``decided_by`` of requests refused before the pipeline (metrics and audit)."""
+
+_UNKNOWN_MODEL = "(unknown)"
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def _parse(raw: bytes, limit: int) -> tuple[Any, bool] | JSONResponse:
-    """The inputs and whether it was a single row, or a 4xx response."""
-    if len(raw) > limit:
-        return _error(413, f"The body has {len(raw)} bytes; the limit is {limit}.")
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        return _error(
-            400, 'The body is not valid JSON; send {"input": [...]} or {"instances": [[...], ...]}.'
-        )
-    if not isinstance(body, dict):
-        return _error(400, "The body must be a JSON object with 'input' or 'instances'.")
-    unknown = sorted(set(body) - {"input", "instances"})
-    if unknown:
-        return _error(400, f"Unknown field(s) {unknown[:5]}; send 'input' or 'instances'.")
-    if ("input" in body) == ("instances" in body):
-        return _error(400, "Send exactly one of 'input' (one row) or 'instances' (a batch).")
-    if "input" in body:
-        if not isinstance(body["input"], list):
-            return _error(400, "'input' must be a list (one row of numbers).")
-        return [body["input"]], True
-    if not isinstance(body["instances"], list) or not body["instances"]:
-        return _error(400, "'instances' must be a non-empty list of rows.")
-    return body["instances"], False
+def _rejection_entry(
+    rejection: Rejection, request_id: str, requested: str, served: bool, t0: float
+) -> tuple[GuardOutcome, dict[str, Any]]:
+    """The outcome counted by metrics and the audit entry's fields for a rejection.
+
+    ``requested`` is the model named in the URL; an unknown one is recorded only as
+    :func:`~bastion.gateway.bodies.model_label` gives it, and counted as ``(unknown)``.
+    """
+    latency_s = time.perf_counter() - t0
+    outcome = GuardOutcome(
+        request_id=request_id,
+        model=requested if served else _UNKNOWN_MODEL,
+        model_version="",
+        principal="anonymous",
+        http_status=rejection.status,
+        outputs=None,
+        reason=rejection.audit_reason,
+        decided_by=REJECTED_BY,
+        input_digest=rejection.body_digest,
+        started_at=time.time() - latency_s,
+        latency_s=latency_s,
+    )
+    fields = entry_fields(outcome, kind="rejected")
+    fields["code"] = rejection.code
+    fields["body_bytes"] = rejection.body_bytes
+    if not served:
+        del fields["model"]
+        fields["requested_model"] = model_label(requested)
+    return outcome, fields
 
 
 def create_app(
@@ -145,32 +185,28 @@ def create_app(
         assert gw is not None
         return gw  # type: ignore[no-any-return]
 
-    @app.post(
-        "/v1/models/{model}/predict",
-        openapi_extra=_REQUEST_SCHEMA,
-        responses={
-            200: {"description": "The guarded answer."},
-            202: {"description": "Withheld for review."},
-            400: {"description": "Malformed body."},
-            401: {"description": "Missing or invalid credentials."},
-            403: {"description": "Not allowed for this model."},
-            404: {"description": "Unknown model."},
-            413: {"description": "Too large."},
-            422: {"description": "Invalid inputs."},
-            429: {"description": "Budget or rate exceeded."},
-        },
-    )
-    async def predict(model: str, request: Request) -> JSONResponse:
+    async def predict(request: Request) -> JSONResponse:
         t0 = time.perf_counter()
+        model: str = request.path_params["model"]
         gw = _gw()
         served = gw.models.get(model)
         if served is None:
-            return _error(404, f"No model {model[:64]!r} is served here; see GET /v1/models.")
-        parsed = _parse(await request.body(), gw.config.max_body_bytes)
-        if isinstance(parsed, JSONResponse):
-            latency.observe(model, parsed.status_code, time.perf_counter() - t0)
-            return parsed
-        inputs, single = parsed
+            return await _rejected(
+                gw,
+                reject(
+                    404,
+                    "model.unknown",
+                    f"No model {model[:64]!r} is served here; see GET /v1/models.",
+                ),
+                model,
+                t0,
+            )
+        raw = await read_body(request.headers, request.stream(), gw.config.max_body_bytes)
+        parsed = raw if isinstance(raw, Rejection) else parse_body(raw)
+        if isinstance(parsed, Rejection):
+            return await _rejected(gw, parsed, model, t0)
+        inputs: Any = parsed[0]  # rows as parsed; the pipeline validates them
+        single = parsed[1]
         req = GuardRequest(
             principal="anonymous", model=model, inputs=inputs, headers=dict(request.headers)
         )
@@ -189,21 +225,72 @@ def create_app(
         headers[REQUEST_ID_HEADER] = outcome.request_id
         elapsed = time.perf_counter() - t0
         latency.observe(model, outcome.http_status, elapsed)
-        log.info(
-            "request",
-            extra={
-                "fields": {
-                    "request_id": outcome.request_id,
-                    "model": model,
-                    "principal": outcome.principal,
-                    "status": outcome.http_status,
-                    "decided_by": outcome.decided_by,
-                    "rows": outcome.n_rows,
-                    "latency_ms": round(elapsed * 1000, 3),
-                }
-            },
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "request_id": outcome.request_id,
+                        "model": model,
+                        "principal": outcome.principal,
+                        "status": outcome.http_status,
+                        "decided_by": outcome.decided_by,
+                        "rows": outcome.n_rows,
+                        "latency_ms": round(elapsed * 1000, 3),
+                    }
+                },
+            )
         return JSONResponse(body, status_code=outcome.http_status, headers=headers)
+
+    async def _rejected(gw: Gateway, rejection: Rejection, model: str, t0: float) -> JSONResponse:
+        """Audit a request refused before the pipeline, count it, then answer it."""
+        request_id = uuid.uuid4().hex
+        outcome, fields = _rejection_entry(rejection, request_id, model, model in gw.models, t0)
+        try:
+            await run_in_threadpool(gw.audit.append, fields)
+        except StoreError as err:
+            log.error("audit store failed", extra={"fields": {"error": str(err)}})
+            return _error(503, "The audit log is unavailable; the answer was not released.")
+        gw.metrics.record(outcome)
+        elapsed = time.perf_counter() - t0
+        latency.observe(outcome.model, rejection.status, elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "rejected",
+                extra={
+                    "fields": {
+                        "request_id": request_id,
+                        "model": outcome.model,
+                        "status": rejection.status,
+                        "code": rejection.code,
+                        "latency_ms": round(elapsed * 1000, 3),
+                    }
+                },
+            )
+        return JSONResponse(
+            {"error": rejection.message, "request_id": request_id},
+            status_code=rejection.status,
+            headers={REQUEST_ID_HEADER: request_id},
+        )
+
+    # The hot path is a plain Starlette route: FastAPI's per-request parameter machinery
+    # costs more than the rest of the HTTP layer here, and the body is parsed by hand
+    # anyway. Its OpenAPI operation is added to the generated schema below.
+    app.add_route(PREDICT_PATH, predict, methods=["POST"], include_in_schema=False)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("paths", {})[PREDICT_PATH] = {"post": _PREDICT_OPERATION}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -244,7 +331,12 @@ def create_app(
             for g in s.guarded.guards
             if g.meta.id == "input.drift"
         }
-        text = gw.metrics.prometheus_text() + latency.prometheus_text() + drift_text(drift)
+        text = (
+            gw.metrics.prometheus_text()
+            + latency.prometheus_text()
+            + drift_text(drift)
+            + audit_text(gw.audit)
+        )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     return app

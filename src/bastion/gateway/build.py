@@ -358,7 +358,10 @@ def build_gateway(
 ) -> Gateway:
     """Load every model, build its guards, open the store and the audit log."""
     key = _signing_key(config)
-    db = GuardDB(store_url if store_url is not None else _store_url(config))
+    db = GuardDB(
+        store_url if store_url is not None else _store_url(config),
+        synchronous=config.sqlite_synchronous,
+    )
     metrics = MetricsSink()
     audit = AuditLog(db, signing_key=key)
     all_sinks: list[EventSink] = [audit, metrics, LoggingSink(), *(sinks or [])]

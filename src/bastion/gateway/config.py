@@ -109,6 +109,17 @@ class GatewayConfig(_Strict):
     redis_url_env: str | None = None
     redis_prefix: str = "bastion:rl"
     signing_key_file: str | None = None
+    sqlite_synchronous: Literal["normal", "full"] = Field(
+        "normal",
+        description="SQLite store durability: 'normal' survives a killed process, 'full' "
+        "also a power cut (one fsync per audit transaction).",
+    )
+    torch_threads: int | None = Field(
+        1,
+        ge=1,
+        description="torch.set_num_threads in each worker process of `bastion serve` (null: "
+        "torch's default, one per core).",
+    )
     max_body_bytes: int = Field(16 * 2**20, ge=1024)
     max_batch: int = Field(1024, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,8 +1,12 @@
-"""Gateway metrics: a request-latency histogram and drift statistics, in Prometheus text.
+"""Gateway metrics: latency histogram, drift and audit statistics, in Prometheus text.
 
 The guard pipeline's :class:`~bastion.guards.events.MetricsSink` counts requests,
 denials and flags; this module adds what only the HTTP layer sees — the end-to-end
-latency of every request, bucketed — and the state of each drift monitor.
+latency of every request, bucketed — the state of each drift monitor, and how many
+audit entries were written in how many transactions (group commit).
+
+Every figure is this worker process's: with several workers, each scrape is answered
+by one of them.
 
 Examples
 --------
@@ -18,7 +22,7 @@ import bisect
 import threading
 from typing import Any
 
-__all__ = ["BUCKETS", "LatencyHistogram", "drift_text"]
+__all__ = ["BUCKETS", "LatencyHistogram", "audit_text", "drift_text"]
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 """Upper bounds (seconds) of the latency buckets."""
@@ -98,3 +102,25 @@ def drift_text(monitors: dict[str, Any]) -> str:
     lines += ["# TYPE bastion_drift_statistic gauge", *stats]
     lines += ["# TYPE bastion_drift_threshold gauge", *limits]
     return "\n".join(lines) + "\n"
+
+
+def audit_text(audit: Any) -> str:
+    """Counters of the audit log: entries appended and the transactions that held them.
+
+    Examples
+    --------
+    >>> from bastion.guards.audit import AuditLog
+    >>> from bastion.guards.db import GuardDB
+    >>> log = AuditLog(GuardDB("sqlite://"))
+    >>> _ = log.append({"request_id": "r1"})
+    >>> "bastion_audit_entries_total 1" in audit_text(log)
+    True
+    """
+    return (
+        "# HELP bastion_audit_entries_total Audit entries appended by this worker.\n"
+        "# TYPE bastion_audit_entries_total counter\n"
+        f"bastion_audit_entries_total {int(getattr(audit, 'entries', 0))}\n"
+        "# HELP bastion_audit_commits_total Transactions that appended them (group commit).\n"
+        "# TYPE bastion_audit_commits_total counter\n"
+        f"bastion_audit_commits_total {int(getattr(audit, 'batches', 0))}\n"
+    )

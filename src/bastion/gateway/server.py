@@ -1,5 +1,9 @@
 """Running the gateway under uvicorn: one process, or several workers sharing Redis.
 
+Each worker process sets torch's intra-op threads to the config's ``torch_threads``
+(1 by default: a worker answers many small requests at once, and several workers
+each running a CPU-sized thread pool oversubscribe the machine).
+
 With one worker the app is built in this process. With ``workers > 1`` uvicorn starts
 that many processes, each building the app from the config file named in
 ``BASTION_GATEWAY_CONFIG`` (:func:`app_from_env`); rate limits must then live in Redis
@@ -28,7 +32,7 @@ from fastapi import FastAPI
 from bastion.errors import ConfigError, UsageError
 from bastion.gateway.config import GatewayConfig, load_gateway_config
 
-__all__ = ["CONFIG_ENV", "app_from_env", "check_workers", "serve"]
+__all__ = ["CONFIG_ENV", "app_from_env", "check_workers", "serve", "set_torch_threads"]
 
 CONFIG_ENV = "BASTION_GATEWAY_CONFIG"
 """Environment variable naming the config file each worker process reads."""
@@ -44,7 +48,19 @@ def app_from_env() -> FastAPI:
         raise UsageError(f"Set {CONFIG_ENV} to the gateway config file.")
     config = load_gateway_config(path)
     configure_logging(config.log_level)
+    set_torch_threads(config.torch_threads)
     return create_app(config)
+
+
+def set_torch_threads(n: int | None) -> None:
+    """``torch.set_num_threads(n)`` in this process (nothing when None or without torch)."""
+    if n is None:
+        return
+    try:
+        import torch
+    except ImportError:  # no torch models in this install
+        return
+    torch.set_num_threads(n)
 
 
 def check_workers(config: GatewayConfig, workers: int) -> None:

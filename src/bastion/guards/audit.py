@@ -4,9 +4,14 @@
 hands it every finished request — allowed, denied or withheld — and releases the
 answer only after the entry is committed, so every response a client received has
 its entry (a crash can leave entries for answers that never arrived, never the
-reverse). On SQLite the store runs in WAL mode with ``synchronous=NORMAL``: a
-committed entry survives the process being killed, though not necessarily a power
-cut; PostgreSQL commits are durable.
+reverse). Entries of concurrent requests are **group-committed**
+(:class:`~bastion.guards.audit_batch.GroupCommitter`): whoever finds no commit under
+way writes every entry queued so far in one transaction, and each request still
+waits for the commit that holds its own entry. How durable a commit is depends on
+the store: on SQLite in WAL mode with ``synchronous=NORMAL`` (the store's default) a
+committed entry survives the process being killed but not necessarily a power cut;
+with ``synchronous=FULL`` (:class:`~bastion.guards.db.GuardDB`'s ``synchronous``)
+it survives both; PostgreSQL commits are durable.
 
 Each entry's ``body`` is the canonical JSON of ``{"seq", "prev", ...fields}`` and its
 hash is ``SHA-256(body)``, where ``prev`` is the previous entry's hash (64 zeros for
@@ -17,8 +22,9 @@ Every ``checkpoint_every`` entries — and when the log is closed — an Ed25519
 checkpoint records the head ``(seq, hash)``: someone able to rewrite the database
 could rebuild a consistent chain or cut off its newest entries, but not re-sign the
 checkpoints, so :func:`~bastion.guards.audit_verify.verify_audit_log` catches both up
-to the last checkpoint. Appends from several processes are serialised by the
-database (SQLite's write lock, a PostgreSQL advisory lock), so workers share one chain.
+to the last checkpoint. Transactions from several processes are serialised by the
+database (SQLite's write lock, a PostgreSQL advisory lock), each reading the chain's
+head inside its transaction, so workers share one chain.
 
 Entries record ids, statuses, reasons, guard events and SHA-256 digests of inputs and
 outputs — never raw inputs or credentials.
@@ -42,15 +48,17 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from bastion.errors import UsageError
+from bastion.guards.audit_batch import GroupCommitter
 from bastion.guards.canonical import canonical_json, sha256_hex
 from bastion.guards.db import GuardDB
 from bastion.guards.outcome import GuardOutcome
@@ -77,16 +85,16 @@ class AuditEntry:
 
 def _plain(value: Any) -> Any:
     """JSON-safe copy: NumPy to Python, non-finite floats to strings, unknowns to str."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+    if hasattr(value, "tolist") and not isinstance(value, bytes):
         return _plain(value.tolist())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if value is None or isinstance(value, bool | int | str):
-        return value
     return str(value)
 
 
@@ -94,10 +102,15 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def entry_fields(outcome: GuardOutcome) -> dict[str, Any]:
-    """The fields an audit entry records for a finished request."""
+def entry_fields(outcome: GuardOutcome, *, kind: str = "request") -> dict[str, Any]:
+    """The fields an audit entry records for a finished request.
+
+    ``kind`` is ``"request"`` for requests that went through the pipeline and
+    ``"rejected"`` for those the gateway refused before it (malformed, too large,
+    unknown model).
+    """
     fields: dict[str, Any] = {
-        "kind": "request",
+        "kind": kind,
         "request_id": outcome.request_id,
         "time": _iso(outcome.started_at),
         "model": outcome.model,
@@ -135,6 +148,8 @@ class AuditLog:
         Entries between signed checkpoints.
     clock : callable
         UNIX time for checkpoint timestamps.
+    max_batch : int
+        Most entries written in one transaction (group commit; 1 turns it off).
     """
 
     critical = True
@@ -146,6 +161,7 @@ class AuditLog:
         signing_key: Ed25519PrivateKey | None = None,
         checkpoint_every: int = 100,
         clock: Any = time.time,
+        max_batch: int = 256,
     ) -> None:
         if checkpoint_every < 1:
             raise UsageError("checkpoint_every must be >= 1.")
@@ -154,11 +170,40 @@ class AuditLog:
         self.kid = key_id(signing_key.public_key()) if signing_key is not None else ""
         self.checkpoint_every = int(checkpoint_every)
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one transaction of this log at a time
+        self._group: GroupCommitter[dict[str, Any], AuditEntry] = GroupCommitter(
+            self._commit, max_batch=max_batch
+        )
+
+    @property
+    def batches(self) -> int:
+        """Transactions that appended entries so far (in this process)."""
+        return self._group.batches
+
+    @property
+    def entries(self) -> int:
+        """Entries appended so far (in this process)."""
+        return self._group.items
 
     def record(self, outcome: GuardOutcome) -> None:
         """Append the request's entry (the pipeline calls this before answering)."""
         self.append(entry_fields(outcome))
+
+    def append(self, fields: dict[str, Any]) -> AuditEntry:
+        """Append one entry; return its place in the chain once it is committed.
+
+        Entries appended concurrently from several threads share a transaction; this
+        returns only after the transaction holding this entry has committed.
+
+        Raises
+        ------
+        StoreError
+            If the entry could not be committed.
+        """
+        clean = _plain(dict(fields))
+        clean.pop("seq", None)
+        clean.pop("prev", None)
+        return self._group.submit(clean)
 
     def _head(self, session: Session) -> tuple[int, str]:
         if self.db.dialect == "postgresql":
@@ -170,39 +215,53 @@ class AuditLog:
         ).first()
         return (int(last[0]), str(last[1])) if last is not None else (0, GENESIS_HASH)
 
-    def _checkpoint_row(self, seq: int, entry_hash: str) -> AuditCheckpointRow:
+    def _checkpoint_row(self, seq: int, entry_hash: str) -> dict[str, Any]:
         assert self.signing_key is not None
         doc = {"seq": seq, "entry_hash": entry_hash, "time": _iso(self._clock()), "kid": self.kid}
-        return AuditCheckpointRow(
-            seq=seq,
-            entry_hash=entry_hash,
-            key_id=self.kid,
-            body=canonical_json(doc),
-            signature=sign_document(doc, self.signing_key),
-        )
+        return {
+            "seq": seq,
+            "entry_hash": entry_hash,
+            "key_id": self.kid,
+            "body": canonical_json(doc),
+            "signature": sign_document(doc, self.signing_key),
+        }
 
-    def append(self, fields: dict[str, Any]) -> AuditEntry:
-        """Append one entry in its own transaction; return its place in the chain."""
-        clean = _plain(dict(fields))
-        clean.pop("seq", None)
-        clean.pop("prev", None)
-        with self._lock, self.db.session("append to the audit log in", write=True) as session:
-            seq, prev = self._head(session)
-            seq += 1
-            body = canonical_json({**clean, "seq": seq, "prev": prev})
-            digest = sha256_hex(body)
-            session.add(
-                AuditEntryRow(
-                    seq=seq,
-                    request_id=str(clean.get("request_id", ""))[:64],
-                    prev_hash=prev,
-                    entry_hash=digest,
-                    body=body,
-                )
+    def _commit(self, batch: Sequence[dict[str, Any]]) -> list[AuditEntry]:
+        """Chain ``batch`` onto the head and write it in one transaction (no ORM)."""
+        db = self.db
+        q = db.placeholder
+        entries, checkpoints = AuditEntryRow.__tablename__, AuditCheckpointRow.__tablename__
+        rows: list[tuple[int, str, str, str, str]] = []
+        marks: list[tuple[int, str, str, str, str]] = []
+        placed: list[AuditEntry] = []
+        with self._lock, db.raw_write("append to the audit log in") as cursor:
+            if db.dialect == "postgresql":
+                cursor.execute(f"SELECT pg_advisory_xact_lock({q})", (_PG_LOCK,))
+            cursor.execute(f"SELECT seq, entry_hash FROM {entries} ORDER BY seq DESC LIMIT 1")
+            head = cursor.fetchone()
+            seq, prev = (int(head[0]), str(head[1])) if head is not None else (0, GENESIS_HASH)
+            for clean in batch:
+                seq += 1
+                body = canonical_json({**clean, "seq": seq, "prev": prev})
+                digest = sha256_hex(body)
+                rows.append((seq, str(clean.get("request_id", ""))[:64], prev, digest, body))
+                if self.signing_key is not None and seq % self.checkpoint_every == 0:
+                    cp = self._checkpoint_row(seq, digest)
+                    marks.append((seq, digest, cp["key_id"], cp["body"], cp["signature"]))
+                placed.append(AuditEntry(seq=seq, entry_hash=digest))
+                prev = digest
+            cursor.executemany(
+                f"INSERT INTO {entries} (seq, request_id, prev_hash, entry_hash, body) "
+                f"VALUES ({q}, {q}, {q}, {q}, {q})",
+                rows,
             )
-            if self.signing_key is not None and seq % self.checkpoint_every == 0:
-                session.add(self._checkpoint_row(seq, digest))
-        return AuditEntry(seq=seq, entry_hash=digest)
+            if marks:
+                cursor.executemany(
+                    f"INSERT INTO {checkpoints} (seq, entry_hash, key_id, body, signature) "
+                    f"VALUES ({q}, {q}, {q}, {q}, {q})",
+                    marks,
+                )
+        return placed
 
     def checkpoint(self) -> int | None:
         """Sign the current head now (no-op without a key or when already signed)."""
@@ -212,7 +271,9 @@ class AuditLog:
             seq, head = self._head(session)
             if seq == 0 or session.get(AuditCheckpointRow, seq) is not None:
                 return seq or None
-            session.add(self._checkpoint_row(seq, head))
+            session.connection().execute(
+                insert(AuditCheckpointRow), [self._checkpoint_row(seq, head)]
+            )
             return seq
 
     def close(self) -> None:

@@ -76,6 +76,8 @@ class LoggingSink:
         """Log the outcome when it is not a plain allow (or always, with ``log_allowed``)."""
         if outcome.allowed and not outcome.events and not self.log_allowed:
             return
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         line = {
             "request_id": outcome.request_id,
             "model": outcome.model,
