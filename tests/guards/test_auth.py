@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -202,19 +203,21 @@ def test_jwt_hs256_and_eddsa() -> None:
 @pytest.mark.parametrize(
     ("token_claims", "message"),
     [
-        (_claims(iss="https://evil.example"), "another issuer"),
-        (_claims(aud="other"), "another audience"),
-        (_claims(exp=int(time.time()) - 10), "expired"),
-        (_claims(exp=None), "'exp'"),
-        (_claims(sub=None), "'sub'"),
-        (_claims(models=None), "names no models"),
-        (_claims(exp=int(time.time()) + 10 * 86400), "lives longer"),
-        (_claims(nbf=int(time.time()) + 600), "not valid yet"),
+        (lambda: _claims(iss="https://evil.example"), "another issuer"),
+        (lambda: _claims(aud="other"), "another audience"),
+        (lambda: _claims(exp=int(time.time()) - 10), "expired"),
+        (lambda: _claims(exp=None), "'exp'"),
+        (lambda: _claims(sub=None), "'sub'"),
+        (lambda: _claims(models=None), "names no models"),
+        (lambda: _claims(exp=int(time.time()) + 10 * 86400), "lives longer"),
+        (lambda: _claims(nbf=int(time.time()) + 600), "not valid yet"),
     ],
 )
-def test_jwt_refusals(token_claims: dict[str, object], message: str) -> None:
+def test_jwt_refusals(token_claims: Callable[[], dict[str, object]], message: str) -> None:
+    # Claims are made when the test runs: a token built at collection time could expire
+    # before a long suite reaches this test and be refused for the wrong reason.
     verifier = JwtVerifier(issuer="https://idp.example", audience="bastion", hs256_secret=SECRET)
-    token = jwt.encode(token_claims, SECRET, algorithm="HS256")
+    token = jwt.encode(token_claims(), SECRET, algorithm="HS256")
     with pytest.raises(CredentialRejected, match=message):
         verifier.verify(token, model="model-a")
 
