@@ -119,3 +119,17 @@ def test_auto_attack_refuses_unknown_members() -> None:
     x, y = digits_batch(4)
     with pytest.raises(UsageError, match="'members' parameter of AutoAttack"):
         auto_attack(digits_target(), x, y, eps=0.1, members=["deepfool"])
+
+
+def test_auto_attack_threads_apply_only_while_it_runs() -> None:
+    x, y = digits_batch(4)
+    seen: list[int] = []
+    torch.set_num_threads(2)
+    r = auto_attack(
+        digits_target(), x, y, eps=0.05, steps=2, members=["apgd-ce"], threads=1,
+        progress=lambda *_: seen.append(torch.get_num_threads()),
+    )  # fmt: skip
+    assert seen == [1] and torch.get_num_threads() == 2
+    assert len(r.members) == 1
+    with pytest.raises(UsageError, match="'threads'"):
+        auto_attack(digits_target(), x, y, eps=0.1, threads=0)

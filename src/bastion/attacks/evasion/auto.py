@@ -52,7 +52,13 @@ from bastion.attacks.evasion.apgd import apgd
 from bastion.attacks.evasion.apgd_targeted import apgd_targeted
 from bastion.attacks.evasion.budget import Domain, check_eps, check_norm, check_positive_int
 from bastion.attacks.evasion.fab import fab
-from bastion.attacks.evasion.model import CountedModel, ModelLike, as_model, check_labels
+from bastion.attacks.evasion.model import (
+    CountedModel,
+    ModelLike,
+    as_model,
+    check_labels,
+    torch_threads,
+)
 from bastion.attacks.evasion.projections import Norm
 from bastion.errors import UsageError
 
@@ -144,6 +150,7 @@ def auto_attack(
     domain: Domain | None = None,
     seed: int = 0,
     progress: Callable[[str, int], None] | None = None,
+    threads: int | None = None,
 ) -> EnsembleResult:
     """Run the standard AutoAttack ensemble (see the module docstring).
 
@@ -165,6 +172,10 @@ def auto_attack(
     seed : int
     progress : callable or None
         ``progress(member, rows_still_robust)`` after each member.
+    threads : int or None
+        PyTorch intra-op CPU threads while the ensemble runs (restored afterwards;
+        see :func:`~bastion.attacks.evasion.model.torch_threads`); None keeps the
+        current setting. Small models on a few shared cores usually run fastest with 1.
 
     Returns
     -------
@@ -176,6 +187,8 @@ def auto_attack(
     for name, value in (("steps", steps), ("n_target_classes", n_target_classes)):
         check_positive_int(value, who, name)
     check_positive_int(square_queries, who, "square_queries", minimum=2)
+    if threads is not None:
+        check_positive_int(threads, who, "threads")
     unknown = [m for m in members if m not in STANDARD_MEMBERS]
     if unknown or not members:
         raise UsageError(
@@ -194,7 +207,7 @@ def auto_attack(
     standing = clean_correct.clone()
     broken_by = ["" if bool(c) else "clean" for c in clean_correct.tolist()]
     done: list[MemberResult] = []
-    with f.frozen():
+    with torch_threads(threads), f.frozen():
         for member in (m for m in STANDARD_MEMBERS if m in members):
             idx = standing.nonzero().squeeze(1)
             if len(idx) == 0:
@@ -284,8 +297,8 @@ def _run_member(
     from bastion.attacks.evasion.square import square_attack
 
     def scores(rows: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return f(rows).detach()
+        with torch.inference_mode():  # query only: no autograd bookkeeping at all
+            return f(rows)
 
     sq = square_attack(
         scores,

@@ -88,6 +88,24 @@ def _window_table(s: int) -> torch.Tensor:
     return unit
 
 
+@functools.lru_cache(maxsize=64)
+def _squares(h: int, w: int, side: int, device: torch.device) -> torch.Tensor:
+    """Every ``side x side`` window of an ``h x w`` image, ``(positions, 1, h, w)`` bool.
+
+    Window ``r * (w - side + 1) + c`` has its top-left corner at ``(r, c)``. Indexing
+    this table with the random corners gives a batch's windows in one gather instead
+    of a handful of comparisons per search iteration.
+    """
+    rr = torch.arange(h, device=device)
+    cc = torch.arange(w, device=device)
+    top = torch.arange(h - side + 1, device=device)
+    left = torch.arange(w - side + 1, device=device)
+    in_rows = (rr >= top[:, None]) & (rr < top[:, None] + side)  # (rows, h)
+    in_cols = (cc >= left[:, None]) & (cc < left[:, None] + side)  # (cols, w)
+    table = in_rows[:, None, :, None] & in_cols[None, :, None, :]  # (rows, cols, h, w)
+    return table.reshape(-1, 1, h, w)
+
+
 @dataclass(frozen=True)
 class Window:
     """Random windows for a batch of ``a`` samples.
@@ -180,17 +198,17 @@ class SearchGeometry:
         """Samples in the batch."""
         return len(self.x)
 
-    @property
+    @functools.cached_property
     def c(self) -> int:
         """Channels of the internal layout (1 for vectors)."""
         return int(self.x.shape[1])
 
-    @property
+    @functools.cached_property
     def h(self) -> int:
         """Height of the internal layout (1 for vectors)."""
         return int(self.x.shape[2])
 
-    @property
+    @functools.cached_property
     def w(self) -> int:
         """Width of the internal layout (the feature count for vectors)."""
         return int(self.x.shape[3])
@@ -208,11 +226,25 @@ class SearchGeometry:
         """The caller's ``(m, *row)`` -> internal ``(m, C, H, W)``."""
         return t.reshape(len(t), self.c, self.h, self.w)
 
-    def apply(self, idx: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        """``clip(x[idx] + delta * scale)`` to the bounds; masked features stay exact."""
-        x0 = self.x[idx]
+    def apply(self, x0: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """``clip(x0 + delta * scale)`` to the bounds; masked features stay exact.
+
+        ``x0`` is ``(m, C, H, W)`` rows of :attr:`x` (internal layout).
+        """
         moved = torch.clamp(x0 + delta * self.scale, self.lo, self.hi)
         return torch.where(self.allowed.bool(), moved, x0)
+
+    def step_targets(self, x0: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(up, down)``: ``x0 +- radius * scale`` clipped to the bounds, ``x0`` where masked.
+
+        These are the only values an L∞ Square step can write into a window, so the
+        search computes them once per sample instead of once per iteration.
+        """
+        step = radius * self.scale
+        keep = self.allowed.bool()
+        up = torch.where(keep, torch.clamp(x0 + step, self.lo, self.hi), x0)
+        down = torch.where(keep, torch.clamp(x0 - step, self.lo, self.hi), x0)
+        return up, down
 
     # -- random windows -------------------------------------------------------------------
     def window(self, a: int, p: float, gen: torch.Generator, *, minimum: int) -> Window:
@@ -224,21 +256,38 @@ class SearchGeometry:
         """
         dev = self.device
         if self.is_image:
-            side = min(max(round(math.sqrt(p * self.h * self.w)), minimum), min(self.h, self.w) - 1)
-            side = max(side, 1)
+            side = self._side(p, minimum)
             rows = torch.randint(0, self.h - side + 1, (a,), generator=gen, device=dev)
             cols = torch.randint(0, self.w - side + 1, (a,), generator=gen, device=dev)
-            rr = torch.arange(self.h, device=dev)[None, :] - rows[:, None]
-            cc = torch.arange(self.w, device=dev)[None, :] - cols[:, None]
-            inside = ((rr >= 0) & (rr < side))[:, :, None] & ((cc >= 0) & (cc < side))[:, None, :]
-            return Window(inside[:, None], side, rows, cols)
-        free = self.allowed[0, 0, 0].bool()
-        n_free = int(free.sum())
+            inside = _squares(self.h, self.w, side, dev)[rows * (self.w - side + 1) + cols]
+            return Window(inside, side, rows, cols)
+        free, n_free = self._free
         k = max(1, min(n_free, round(p * n_free)))
         draw = torch.rand((a, self.w), generator=gen, device=dev).masked_fill(~free, 2.0)
         chosen = draw.topk(k, dim=1, largest=False).indices
         mask = torch.zeros((a, self.w), dtype=torch.bool, device=dev).scatter_(1, chosen, True)
         return Window(mask[:, None, None, :], k)
+
+    def window_mask(self, a: int, p: float, gen: torch.Generator, *, minimum: int) -> torch.Tensor:
+        """Just the ``mask`` of :meth:`window`, drawn with fewer operations.
+
+        Images draw one uniformly random position among all windows of the side (the
+        same distribution as :meth:`window`'s row and column), one table look-up.
+        """
+        if not self.is_image:
+            return self.window(a, p, gen, minimum=minimum).mask
+        table = _squares(self.h, self.w, self._side(p, minimum), self.device)
+        return table[torch.randint(0, len(table), (a,), generator=gen, device=self.device)]
+
+    def _side(self, p: float, minimum: int) -> int:
+        side = min(max(round(math.sqrt(p * self.h * self.w)), minimum), min(self.h, self.w) - 1)
+        return max(side, 1)
+
+    @functools.cached_property
+    def _free(self) -> tuple[torch.Tensor, int]:
+        """Vectors: the mutable coordinates ``(d,)`` and how many there are."""
+        free = self.allowed[0, 0, 0].bool()
+        return free, int(free.sum())
 
     def window_pattern(self, win: Window, gen: torch.Generator) -> torch.Tensor:
         """Unit-norm L2 update shaped to each window, ``(a, 1, H, W)``.

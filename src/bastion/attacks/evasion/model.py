@@ -30,7 +30,7 @@ import torch
 
 from bastion.errors import DataError, TargetError, UsageError
 
-__all__ = ["CountedModel", "ModelLike", "as_model", "check_labels"]
+__all__ = ["CountedModel", "ModelLike", "as_model", "check_labels", "torch_threads"]
 
 #: What attacks accept as a model: a torch target, a module or any logits function.
 ModelLike = Any
@@ -97,6 +97,35 @@ class CountedModel:
                 "model is numerically broken for these inputs, so no attack result can be trusted."
             )
         return out
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block on ``threads`` intra-op CPU threads, then restore the previous number.
+
+    ``None`` leaves PyTorch's setting alone. The setting is process-wide while the
+    block runs. For small models the choice matters: on idle cores more threads cut
+    the wall time of a batch at some extra CPU time, but on cores that other
+    processes hold, the threads of one operation wait for each other and a small
+    convolution can take several times longer than on one thread.
+
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def as_model(model: ModelLike) -> CountedModel:

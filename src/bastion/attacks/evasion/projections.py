@@ -121,33 +121,39 @@ def hyperplane_projection(
     flip = torch.where(c < 0, -1.0, 1.0).to(w.dtype)[:, None]
     wf = w * flip
     target = c.abs().to(w.dtype)
-    u = wf.sign() if norm == "linf" else wf
-    # Room in the direction of u: how far each coordinate can go before its bound.
-    room = torch.where(u > 0, hi, torch.where(u < 0, -lo, torch.zeros_like(lo)))
-    room = torch.where(u != 0, room, torch.zeros_like(room))
-    speed = u.abs()
-    # Coordinate i moves at speed_i * t until t reaches tau_i, where it saturates; it
-    # adds slope_i = |w_i| * speed_i to w·d(t) while moving and a_i = |w_i| * room_i
-    # once saturated, so w·d(t) is piecewise linear with breakpoints tau.
+    size = wf.abs()
+    moving = size > 0
+    # Coordinate i moves along u_i (sign(w_i) for L∞, w_i for L2) at speed |u_i| * t
+    # until t reaches tau_i = room_i / |u_i|, where it saturates at its bound; it adds
+    # slope_i = |w_i| |u_i| to w·d(t) while moving and sat_i = |w_i| room_i once
+    # saturated, so w·d(t) is piecewise linear with breakpoints tau. Coordinates with
+    # w_i = 0 never move (tau_i = 0, no slope, no saturation value).
+    room = torch.where(wf > 0, hi, -lo)  # how far coordinate i can go along u_i
     finite = torch.isfinite(room)
-    tau = torch.where(finite, room / speed.clamp_min(_TINY), torch.full_like(room, float("inf")))
-    tau = torch.where(speed > 0, tau, torch.zeros_like(tau))
-    slope = wf.abs() * speed
-    sat = torch.where(finite, wf.abs() * room, torch.zeros_like(room))
+    if norm == "linf":
+        u, slope = wf.sign(), size
+        tau = torch.where(moving, room, 0.0)
+    else:
+        u, slope = wf, size * size
+        tau = torch.where(moving, room / size.clamp_min(_TINY), 0.0)
+    sat = torch.where(finite, size * room, 0.0)
     tau_s, order = tau.sort(dim=1)
     sat_c = sat.gather(1, order).cumsum(dim=1)
-    slope_after = slope.sum(dim=1, keepdim=True) - slope.gather(1, order).cumsum(dim=1)
-    value = torch.where(
-        torch.isfinite(tau_s), sat_c + tau_s * slope_after, torch.full_like(tau_s, float("inf"))
-    )
+    slope_total = slope.sum(dim=1, keepdim=True)
+    slope_after = slope_total - slope.gather(1, order).cumsum(dim=1)
+    bounded = torch.isfinite(tau_s)
+    value = torch.where(bounded, sat_c + tau_s * slope_after, float("inf"))
     reached = value >= target[:, None]
     j = reached.to(torch.int8).argmax(dim=1, keepdim=True)
     prev = (j - 1).clamp_min(0)
     first = j == 0
     sat_prev = torch.where(first, 0.0, sat_c.gather(1, prev))[:, 0]
-    slope_prev = torch.where(first, slope.sum(dim=1, keepdim=True), slope_after.gather(1, prev))
+    slope_prev = torch.where(first, slope_total, slope_after.gather(1, prev))
     t = (target - sat_prev) / slope_prev[:, 0].clamp_min(_TINY)
-    # Out of reach: go as far as the box allows (every finite coordinate saturated).
-    farthest = torch.where(torch.isfinite(tau), tau, torch.zeros_like(tau)).amax(dim=1)
+    # Out of reach: go as far as the box allows (every finite coordinate saturated),
+    # i.e. to the largest finite breakpoint (tau is sorted, infinite ones last).
+    last = (bounded.sum(dim=1, keepdim=True) - 1).clamp_min(0)
+    farthest = tau_s.gather(1, last)[:, 0].clamp_min(0.0)
+    farthest = torch.where(bounded[:, 0], farthest, 0.0)
     t = torch.where(reached.any(dim=1), t, farthest)
     return torch.clamp(t[:, None] * u, lo, hi)

@@ -6,7 +6,7 @@ keeps the attack loops tensor-native:
 
 ``score_oracle(target)``
     ``(n, *shape)`` tensor -> ``(n, K)`` float tensor of *log-scores*: logits for a
-    torch target (run under ``torch.no_grad`` on the target's device through
+    torch target (run under ``torch.inference_mode`` on the target's device through
     :meth:`TorchTarget.forward`, so nothing leaves the device), and
     ``log(max(p, 1e-12))`` of :meth:`Target.predict_proba` for every other target
     (sklearn, ONNX, HTTP), one NumPy round-trip per batch -- there is no other way to
@@ -85,9 +85,9 @@ def score_oracle(target: Target) -> ScoreFn:
         forward = target.forward  # type: ignore[attr-defined]
 
         def torch_scores(x: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
+            with torch.inference_mode():  # a query: no autograd bookkeeping at all
                 out: torch.Tensor = forward(x)
-            return out.detach()
+            return out.clone()  # an ordinary tensor again, safe to modify in place
 
         return torch_scores
     dtype = np.dtype(target.input_spec.dtype)
@@ -106,9 +106,9 @@ def label_oracle(target: Target) -> LabelFn:
         forward = target.forward  # type: ignore[attr-defined]
 
         def torch_labels(x: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                out: torch.Tensor = forward(x)
-            return out.argmax(dim=1)
+            with torch.inference_mode():
+                labels: torch.Tensor = forward(x).argmax(dim=1)
+            return labels.clone()
 
         return torch_labels
     dtype = np.dtype(target.input_spec.dtype)

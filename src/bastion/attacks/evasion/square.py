@@ -17,17 +17,20 @@ squares. Every other row (tabular ``(d,)``, tiny images) is a vector, and a "win
 is a random set of ``round(p * d)`` mutable coordinates -- the natural reading of the
 paper's square for inputs without spatial structure (our generalisation).
 
-Simplifications, stated: the paper's L∞ loop re-draws a window whose proposal would
-not change the image; here such a proposal is simply queried (one wasted query,
-never a wrong result). The L2 update follows the paper's Algorithm 3 (new
-pseudo-Gaussian mass in window 1, the mass of window 2 moved into it, the whole
-perturbation rescaled onto the ε-sphere) with each window's pseudo-Gaussian made of
-two half-windows of opposite sign as in the paper.
+The proposals (initial stripes or tiles, the per-iteration window updates, and the
+paper's re-draw of an L∞ proposal that would not change its window) are in
+:mod:`bastion.attacks.evasion.square_steps`.
 
 Batched and tensor-native: all still-robust samples share one oracle call per
-iteration, tensors stay on ``x``'s device, and each sample's queries are counted
-exactly (one for the clean check, one for the initial perturbation, one per
-iteration). ``max_total_queries`` and the target's own budget
+iteration and tensors stay on ``x``'s device. The still-robust rows are kept
+compacted (their inputs, best points, margins, labels and, for L∞, the two values
+``clip(x +- eps)`` a window can take): the set is re-indexed only in the iterations
+where a row succeeds, so every other iteration is one proposal (a window drawn from
+a precomputed table), one oracle call and a few element-wise updates, with no
+gathers or scatters and two host syncs (any success? any proposal to re-draw?).
+Each sample's queries are counted exactly (one for the clean check, one for the
+initial perturbation, one per iteration while it is still robust).
+``max_total_queries`` and the target's own budget
 (:class:`~bastion.errors.QueryBudgetExceeded`) stop the attack cleanly with a
 partial result (``stopped == "query_budget"``).
 
@@ -57,6 +60,7 @@ import torch
 
 from bastion.attacks.evasion.geometry import SearchGeometry, check_attack_inputs
 from bastion.attacks.evasion.queries import ScoreFn, margins
+from bastion.attacks.evasion.square_steps import init_delta, l2_delta, linf_candidate
 from bastion.errors import QueryBudgetExceeded, UsageError
 
 __all__ = ["Norm", "SquareResult", "square_attack", "square_fraction"]
@@ -65,7 +69,6 @@ Norm = Literal["linf", "l2"]
 Projection = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 _BREAKS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
-_TINY = 1e-12
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,38 @@ def square_attack(
     ).run(n_queries, p_init)
 
 
+class _Rows:
+    """The still-robust samples, compacted: every field is indexed by active row.
+
+    The set only shrinks when a sample succeeds (at most ``n`` times per run), so the
+    iterations in between touch no index at all: one proposal, one oracle call and a
+    few fused element-wise updates over the same rows.
+    """
+
+    def __init__(self, search: _Search, idx: torch.Tensor, since: int) -> None:
+        geo = search.geo
+        self.idx, self.since, self.n = idx, since, len(idx)
+        self.x0 = geo.x[idx]
+        self.best = search.x_best[idx]
+        self.margin = search.margin[idx]
+        self.labels = search.labels[idx]
+        self.up: torch.Tensor | None = None
+        self.down: torch.Tensor | None = None
+        if search.norm == "linf":
+            self.up, self.down = geo.step_targets(self.x0, search.eps)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def keep(self, mask: torch.Tensor) -> None:
+        """Drop the rows where ``mask`` is False."""
+        for name in ("idx", "x0", "best", "margin", "labels", "up", "down"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[mask])
+        self.n = len(self.idx)
+
+
 class _Search:
     """State of one Square run (internal layout ``(n, C, H, W)``, see ``geometry``)."""
 
@@ -242,74 +277,85 @@ class _Search:
         self.norm, self.eps, self.gen, self.project = norm, eps, gen, project
         self.cap, self.progress = cap, progress
         n = geo.n
+        self.spent = 0  # queries over all samples, kept as a Python int (no tensor sync)
         self.queries = torch.zeros(n, dtype=torch.int64, device=geo.device)
         self.x_best = geo.x.clone()
         self.margin = torch.full((n,), float("inf"), dtype=torch.float64, device=geo.device)
 
     # -- oracle with accounting ---------------------------------------------------------
-    def _ask(self, idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor | None:
-        """Margins of ``rows`` (internal layout) for samples ``idx``; None when out of budget."""
-        if self.cap is not None and int(self.queries.sum()) + len(idx) > self.cap:
+    def _ask(self, rows: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        """Margins of ``rows`` (internal layout); None when out of budget.
+
+        Charges nothing when it returns None; the caller credits the per-sample counts.
+        """
+        if self.cap is not None and self.spent + len(rows) > self.cap:
             return None
         try:
             scores = self.predict(self.geo.to_rows(rows))
         except QueryBudgetExceeded:
             return None
-        self.queries[idx] += 1
-        return margins(scores.to(torch.float64), self.labels[idx], targeted=self.targeted)
+        self.spent += len(rows)
+        return margins(scores.to(torch.float64), labels, targeted=self.targeted)
 
-    def _candidate(self, idx: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        cand = self.geo.apply(idx, delta)
-        if self.project is not None:
-            x0 = self.geo.x[idx]
-            cand = self.geo.from_rows(self.project(self.geo.to_rows(cand), self.geo.to_rows(x0)))
-        return cand
+    def _projected(self, cand: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        if self.project is None:
+            return cand
+        geo = self.geo
+        return geo.from_rows(self.project(geo.to_rows(cand), geo.to_rows(x0)))
 
-    def _keep(self, idx: torch.Tensor, cand: torch.Tensor, m: torch.Tensor) -> None:
-        better = m < self.margin[idx]
-        self.margin[idx] = torch.where(better, m, self.margin[idx])
-        self.x_best[idx] = torch.where(better.view(-1, 1, 1, 1), cand, self.x_best[idx])
+    def _flush(self, live: _Rows, iterations: int) -> None:
+        """Write the active rows' state and their iteration queries back (exact counts)."""
+        self.queries[live.idx] += iterations - live.since
+        live.since = iterations
+        self.x_best[live.idx] = live.best
+        self.margin[live.idx] = live.margin
 
     # -- the search ------------------------------------------------------------------------
     def run(self, n_queries: int, p_init: float) -> SquareResult:
         geo = self.geo
         everyone = torch.arange(geo.n, device=geo.device)
-        clean = self._ask(everyone, geo.x)
+        clean = self._ask(geo.x, self.labels)
         if clean is None:
             raise QueryBudgetExceeded(
                 f"The Square attack cannot afford even the clean check of {geo.n} samples; "
                 "raise the query budget or attack fewer samples."
             )
+        self.queries += 1
         self.margin = clean
         clean_correct = clean >= 0
         stopped: Literal["finished", "query_budget"] = "finished"
         iterations = 0
-        active = everyone[clean_correct]
-        if len(active):
-            init = self._init_delta(len(active))
-            cand = self._candidate(active, init)
-            m = self._ask(active, cand)
+        live = _Rows(self, everyone[clean_correct], 0)
+        if len(live):
+            init = init_delta(geo, self.gen, self.norm, self.eps, len(live))
+            cand = self._projected(geo.apply(live.x0, init), live.x0)
+            m = self._ask(cand, live.labels)
             if m is None:
                 stopped = "query_budget"
             else:
-                self.margin[active] = m
-                self.x_best[active] = cand
+                self.queries[live.idx] += 1
+                live.best, live.margin = cand, m
+                self._flush(live, 0)
+                live.keep(m >= 0)
         n_iter = n_queries - 2
-        while stopped == "finished" and iterations < n_iter:
-            active = everyone[self.margin >= 0]
-            if len(active) == 0:
-                break
+        while stopped == "finished" and iterations < n_iter and len(live):
             p = square_fraction(p_init, iterations, n_iter)
-            delta = self._step_linf(active, p) if self.norm == "linf" else self._step_l2(active, p)
-            cand = self._candidate(active, delta)
-            m = self._ask(active, cand)
+            cand = self._propose(live, p)
+            m = self._ask(cand, live.labels)
             if m is None:
                 stopped = "query_budget"
                 break
-            self._keep(active, cand, m)
             iterations += 1
+            better = m < live.margin
+            live.margin = torch.where(better, m, live.margin)
+            live.best = torch.where(better.view(-1, 1, 1, 1), cand, live.best)
+            if float(m.min()) < 0:  # some rows succeeded: they stop here
+                self._flush(live, iterations)
+                live.keep(live.margin >= 0)
             if self.progress is not None:
-                self.progress(int((self.margin >= 0).sum()))
+                self.progress(len(live))
+        if len(live):
+            self._flush(live, iterations)
         success = self.margin < 0
         return SquareResult(
             x_adv=geo.to_rows(self.x_best),
@@ -321,63 +367,12 @@ class _Search:
             stopped=stopped,
         )
 
-    # -- proposals (perturbations in units of `scale`, internal layout) -------------------
-    def _signs(self, shape: tuple[int, ...]) -> torch.Tensor:
-        bits = torch.randint(0, 2, shape, generator=self.gen, device=self.geo.device)
-        return bits.to(self.geo.x.dtype) * 2 - 1
-
-    def _init_delta(self, a: int) -> torch.Tensor:
+    # -- proposals (see `square_steps`) ---------------------------------------------------
+    def _propose(self, live: _Rows, p: float) -> torch.Tensor:
+        """The next candidate of every active row (bounds, mask and projection applied)."""
         geo = self.geo
-        if self.norm == "linf":
-            if geo.is_image:  # vertical stripes: one sign per (channel, column)
-                d = self._signs((a, geo.c, 1, geo.w)).expand(a, geo.c, geo.h, geo.w)
-            else:
-                d = self._signs((a, 1, 1, geo.w))
-            return self.eps * d * geo.allowed
-        if geo.is_image:
-            d = geo.tiled_pattern(a, self.gen) * geo.allowed
+        if live.up is not None and live.down is not None:
+            cand = linf_candidate(geo, self.gen, p, live.best, live.up, live.down)
         else:
-            d = torch.randn((a, 1, 1, geo.w), generator=self.gen, device=geo.device) * geo.allowed
-        return self._to_sphere(d.to(geo.x.dtype))
-
-    def _current(self, idx: torch.Tensor) -> torch.Tensor:
-        return (self.x_best[idx] - self.geo.x[idx]) / self.geo.scale
-
-    def _step_linf(self, idx: torch.Tensor, p: float) -> torch.Tensor:
-        geo, a = self.geo, len(idx)
-        window = geo.window(a, p, self.gen, minimum=1).mask
-        if geo.is_image:
-            values = self.eps * self._signs((a, geo.c, 1, 1))
-        else:
-            values = self.eps * self._signs((a, 1, 1, geo.w))
-        return torch.where(window, values, self._current(idx)) * geo.allowed
-
-    def _step_l2(self, idx: torch.Tensor, p: float) -> torch.Tensor:
-        geo, a = self.geo, len(idx)
-        delta = self._current(idx) * geo.allowed
-        win1 = geo.window(a, p, self.gen, minimum=3)
-        w1, w2 = win1.mask, geo.window(a, p, self.gen, minimum=3).mask
-        union = w1 | w2
-        nu1 = _norm_hw(delta * w1)
-        nu_union = _norm_hw(delta * union)
-        total = _norm_all(delta)
-        pattern = geo.window_pattern(win1, self.gen) * self._signs((a, geo.c, 1, 1))
-        fresh = (pattern + delta * w1 / (nu1 + _TINY)) * w1 * geo.allowed
-        room = torch.clamp(self.eps**2 - total**2, min=0.0) / geo.c + nu_union**2
-        fresh = fresh * torch.sqrt(room) / (_norm_hw(fresh) + _TINY)
-        moved = delta * ~union + fresh
-        return self._to_sphere(moved)
-
-    def _to_sphere(self, d: torch.Tensor) -> torch.Tensor:
-        size = _norm_all(d)
-        return torch.where(size > _TINY, d * (self.eps / size.clamp_min(_TINY)), d)
-
-
-def _norm_hw(d: torch.Tensor) -> torch.Tensor:
-    """L2 norm per (sample, channel), shape ``(a, C, 1, 1)``."""
-    return d.pow(2).sum(dim=(2, 3), keepdim=True).sqrt()
-
-
-def _norm_all(d: torch.Tensor) -> torch.Tensor:
-    """L2 norm per sample, shape ``(a, 1, 1, 1)``."""
-    return d.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt()
+            cand = geo.apply(live.x0, l2_delta(geo, self.gen, p, self.eps, live.best, live.x0))
+        return self._projected(cand, live.x0)
