@@ -3,11 +3,14 @@
 What is measured: closed-loop load at a fixed concurrency (``--concurrency`` clients,
 each sending its next request when the previous answer arrives) against servers that
 all call the same digits CNN (1x8x8 input, 10 classes, from examples/models) on one
-row per request. Throughput (requests/s) and latency percentiles over ``--seconds`` of
-load. Every server is one uvicorn process on 127.0.0.1; the load generator is a
-minimal asyncio HTTP/1.1 keep-alive client in this process (raw sockets, a few tens of
-microseconds per request, so it takes little CPU from the servers on a small machine
-— the same for every contender).
+row per request; the rows are the 451 test digits in turn (real, in-distribution,
+never-repeating traffic: the OOD, drift and PRADA guards do their full work; every
+client starts at its own offset), the same sequence for every contender. Throughput
+(requests/s) and latency percentiles over ``--seconds`` of load. Every server is one
+uvicorn process on 127.0.0.1; the load generator is a minimal asyncio HTTP/1.1
+keep-alive client in this process (raw sockets, a few tens of microseconds per request,
+so it takes little CPU from the servers on a small machine — the same for every
+contender).
 
 Each repetition has two phases. *Throughput*: every contender in turn (order reversed
 every other repetition) gets ``--seconds`` of closed-loop load from ``--concurrency``
@@ -27,6 +30,10 @@ Contenders
     the limit: a FastAPI endpoint that parses ``{"input": [...]}``, runs the model in the
     threadpool and returns the scores. No auth, no checks, no audit. torch runs with one
     intra-op thread, as in the gateway (its ``torch_threads`` default).
+``bare, inline``
+    the same endpoint calling the model on the event loop (no worker-thread hop): the
+    stricter limit for a model this small, and the one the gateway's ``execution:
+    auto`` is compared with.
 ``gateway: audit only``
     the Bastion gateway with no guards: JSON checks, the pipeline, the audit log entry
     (SQLite, WAL, ``synchronous=NORMAL``, group commit), metrics.
@@ -35,6 +42,8 @@ Contenders
 ``gateway: full``
     plus OOD (knn), drift, PRADA extraction monitoring, obfuscation (top-3, 3 decimals)
     and an Ed25519 signature on every answer.
+``gateway: full, threadpool`` (with ``--with-threadpool``)
+    the full pipeline with ``execution: threadpool`` (a worker thread per request).
 ``gateway: full, synchronous=FULL`` (with ``--with-full-sync``)
     the same with ``sqlite_synchronous: full`` (an fsync per audit transaction).
 ``... [baseline]`` (with ``--baseline-src DIR``)
@@ -115,6 +124,12 @@ async def predict(request: Request):
     return {{"outputs": await run_in_threadpool(_predict, body)}}
 """
 
+BARE_INLINE_APP = BARE_APP.replace("await run_in_threadpool(_predict, body)", "_predict(body)")
+"""The same endpoint calling the model on the event loop (no worker-thread hop)."""
+
+
+BARE_INLINE = "bare, inline"
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -165,11 +180,12 @@ def _request_bytes(port: int, path: str, headers: dict[str, str], body: bytes) -
 
 
 class _Conn:
-    """A keep-alive HTTP/1.1 connection that sends one fixed request and times the answer."""
+    """A keep-alive HTTP/1.1 connection that sends the given requests in turn and times them."""
 
-    def __init__(self, port: int, request: bytes) -> None:
+    def __init__(self, port: int, requests: list[bytes], start: int = 0) -> None:
         self.port = port
-        self.request = request
+        self.requests = requests
+        self.next = start % len(requests)
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -179,7 +195,8 @@ class _Conn:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
         t0 = time.perf_counter()
-        self.writer.write(self.request)
+        self.writer.write(self.requests[self.next])
+        self.next = (self.next + 1) % len(self.requests)
         status = int((await self.reader.readline()).split()[1])
         length, close = 0, False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
@@ -221,14 +238,14 @@ def _summary(lat: list[float], errors: int, elapsed: float) -> dict[str, Any]:
     }
 
 
-async def _load(request: bytes, port: int, conc: int, secs: float) -> dict[str, Any]:
+async def _load(request: list[bytes], port: int, conc: int, secs: float) -> dict[str, Any]:
     """Closed loop: ``conc`` connections to one server for ``secs`` seconds."""
     lat: list[float] = []
     errors = 0
 
-    async def client() -> None:
+    async def client(k: int) -> None:
         nonlocal errors
-        conn = _Conn(port, request)
+        conn = _Conn(port, request, start=k * 57)
         try:
             while time.perf_counter() < stop_at:
                 status, seconds = await conn.call()
@@ -239,12 +256,12 @@ async def _load(request: bytes, port: int, conc: int, secs: float) -> dict[str, 
 
     start = time.perf_counter()
     stop_at = start + secs
-    await asyncio.gather(*(client() for _ in range(conc)))
+    await asyncio.gather(*(client(k) for k in range(conc)))
     return _summary(lat, errors, time.perf_counter() - start)
 
 
 async def _interleaved(
-    targets: list[tuple[int, bytes]], clients: int, secs: float
+    targets: list[tuple[int, list[bytes]]], clients: int, secs: float
 ) -> list[dict[str, Any]]:
     """Each client sends one request to every server in turn, for ``secs`` seconds.
 
@@ -255,7 +272,7 @@ async def _interleaved(
     errors = [0] * len(targets)
 
     async def client(offset: int) -> None:
-        conns = [_Conn(port, request) for port, request in targets]
+        conns = [_Conn(port, request, start=offset * 57) for port, request in targets]
         try:
             i = offset
             while time.perf_counter() < stop_at:
@@ -315,15 +332,17 @@ def _spread(values: list[float], fmt: str) -> str:
 def _report(runs: dict[str, list[dict[str, Any]]], audit: dict[str, float], args: Any) -> None:
     """Markdown table: medians, and per-repetition ratios/differences to bare with ranges."""
     bare = runs["bare"]
+    inline = runs[BARE_INLINE]
     print(
-        f"\n| contender | req/s (c={args.concurrency}) | × bare (range) "
+        f"\n| contender | req/s (c={args.concurrency}) | × bare (range) | × bare inline (range) "
         f"| p50 ms (c={args.moderate}) | p99 ms (c={args.moderate}) "
         "| added p50 ms (range) | added p99 ms (range) "
         "| server CPU µs/req | entries per commit |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, rs in runs.items():
         ratio = [r["rps"] / b["rps"] for r, b in zip(rs, bare, strict=True)]
+        ratio_inline = [r["rps"] / b["rps"] for r, b in zip(rs, inline, strict=True)]
         d50 = [r["p50_ms"] - b["p50_ms"] for r, b in zip(rs, bare, strict=True)]
         d99 = [r["p99_ms"] - b["p99_ms"] for r, b in zip(rs, bare, strict=True)]
         batch = f"{audit[name]:.2f}" if name in audit else "—"
@@ -331,6 +350,7 @@ def _report(runs: dict[str, list[dict[str, Any]]], audit: dict[str, float], args
         cpu = f"{statistics.median(cpus):.0f}" if cpus else "—"
         print(
             f"| {name} | {statistics.median(r['rps'] for r in rs):.0f} | {_spread(ratio, '.2f')} "
+            f"| {_spread(ratio_inline, '.2f')} "
             f"| {statistics.median(r['p50_ms'] for r in rs):.2f} "
             f"| {statistics.median(r['p99_ms'] for r in rs):.2f} "
             f"| {_spread(d50, '+.2f')} | {_spread(d99, '+.2f')} | {cpu} | {batch} |"
@@ -348,6 +368,11 @@ def main() -> None:
         type=int,
         default=1,
         help="clients for the latency figures (a moderate, unsaturated load)",
+    )
+    parser.add_argument(
+        "--with-threadpool",
+        action="store_true",
+        help="add the full pipeline with execution: threadpool (a worker thread per request)",
     )
     parser.add_argument(
         "--with-full-sync",
@@ -370,48 +395,61 @@ def main() -> None:
     from bastion.guards.db import GuardDB
     from bastion.guards.signing_keys import write_signing_key
 
-    # (name, guards, sqlite_synchronous or None, source folder or None)
-    contenders: list[tuple[str, str, str | None, Path | None]] = [
-        (name, guards, "normal", None) for name, guards in GUARDS.items()
+    # (name, guards, sqlite_synchronous or None, source folder or None, execution or None)
+    contenders: list[tuple[str, str, str | None, Path | None, str | None]] = [
+        (name, guards, "normal", None, "auto") for name, guards in GUARDS.items()
     ]
+    if args.with_threadpool:
+        contenders.append(
+            ("gateway: full, threadpool", GUARDS["gateway: full"], "normal", None, "threadpool")
+        )
     if args.with_full_sync:
         contenders.append(
-            ("gateway: full, synchronous=FULL", GUARDS["gateway: full"], "full", None)
+            ("gateway: full, synchronous=FULL", GUARDS["gateway: full"], "full", None, "auto")
         )
     if args.baseline_src is not None:
         for name in ("gateway: audit only", "gateway: full"):
-            contenders.append((f"{name} [baseline]", GUARDS[name], None, args.baseline_src))
+            contenders.append((f"{name} [baseline]", GUARDS[name], None, args.baseline_src, None))
     tmp = Path(tempfile.mkdtemp(prefix="bench-gw-"))
     write_signing_key(tmp / "k.pem")
-    row = json.dumps({"input": [[[0.5] * 8] * 8]}).encode()
+    # Real traffic: the 451 test digits in turn (in distribution, all different), the
+    # same sequence for every contender.
+    from bastion.data.demo import load_digits_dataset
+
+    rows = [json.dumps({"input": x.tolist()}).encode() for x in load_digits_dataset(0).x_test]
     path = "/v1/models/digits/predict"
     servers: list[Server] = []
     secrets: dict[str, str] = {}
     audit: dict[str, float] = {}
     try:
-        bare = tmp / "bare.py"
-        bare.write_text(BARE_APP.format(models=str(ROOT / "examples" / "models")))
-        servers.append(
-            Server(
-                "bare",
-                [
-                    sys.executable,
-                    "-c",
-                    f"import sys, uvicorn; sys.path.insert(0, {str(tmp)!r}); "
-                    "uvicorn.run('bare:app', host='127.0.0.1', port=int(sys.argv[1]), "
-                    "log_level='warning', access_log=False)",
-                ],
-                {},
+        for bare_name, module, source in (
+            ("bare", "bare", BARE_APP),
+            (BARE_INLINE, "bare_inline", BARE_INLINE_APP),
+        ):
+            (tmp / f"{module}.py").write_text(
+                source.format(models=str(ROOT / "examples" / "models"))
             )
-        )
-        for i, (name, guards, sync, src) in enumerate(contenders):
+            servers.append(
+                Server(
+                    bare_name,
+                    [
+                        sys.executable,
+                        "-c",
+                        f"import sys, uvicorn; sys.path.insert(0, {str(tmp)!r}); "
+                        f"uvicorn.run('{module}:app', host='127.0.0.1', port=int(sys.argv[1]), "
+                        "log_level='warning', access_log=False)",
+                    ],
+                    {},
+                )
+            )
+        for i, (name, guards, sync, src, execution) in enumerate(contenders):
             store = tmp / f"g{i}.db"
             cfg = tmp / f"g{i}.yaml"
             cfg.write_text(
                 f"store: {store}\nsigning_key_file: {tmp / 'k.pem'}\n"
                 + (f"sqlite_synchronous: {sync}\n" if sync else "")
                 + f"log_level: warning\nmodels:\n  - name: digits\n    demo: digits\n"
-                f"    guards: {guards}\n"
+                f"    guards: {guards}\n" + (f"    execution: {execution}\n" if execution else "")
             )
             # A baseline runs another copy of the source, with torch on one thread as here.
             prelude = (
@@ -438,12 +476,12 @@ def main() -> None:
         for s in servers:
             s.wait("/docs")
         runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in servers}
-        requests: dict[str, bytes] = {}
+        requests: dict[str, list[bytes]] = {}
         for s in servers:
             h = {"Content-Type": "application/json"}
             if s.name in secrets:
                 h["Authorization"] = f"Bearer {secrets[s.name]}"
-            requests[s.name] = _request_bytes(s.port, path, h, row)
+            requests[s.name] = [_request_bytes(s.port, path, h, row) for row in rows]
             asyncio.run(_load(requests[s.name], s.port, 2, 0.5))  # warm-up
         for rep in range(args.repeat):
             order = servers if rep % 2 == 0 else servers[::-1]
@@ -484,7 +522,7 @@ def main() -> None:
                     f"errors {res['errors']}",
                     flush=True,
                 )
-        for s in servers[1:]:
+        for s in servers[2:]:
             entries, commits = _audit_counts(s.url)
             if commits:  # a baseline without the audit counters reports none
                 audit[s.name] = entries / commits

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sqlalchemy import delete, select, update
 
 from bastion.errors import StoreError
@@ -18,12 +25,15 @@ from bastion.guards import (
     RateLimitGuard,
     RollingQuota,
 )
+from bastion.guards.audit import GENESIS_HASH, entry_fields
 from bastion.guards.audit_verify import verify_audit_log
 from bastion.guards.canonical import sha256_hex
+from bastion.guards.outcome import GuardOutcome
 from bastion.guards.signing_keys import generate_signing_key
 from bastion.guards.tables import AuditCheckpointRow, AuditEntryRow
 from bastion.targets import FakeTarget
 from tests.guards._audit_worker import append_many
+from tests.guards.test_canonical import reference_canonical_json
 
 
 def _fill(db: GuardDB, n: int, *, every: int = 4, key: Any = None) -> Any:
@@ -182,3 +192,198 @@ def test_concurrent_workers_share_one_chain(db_url: str) -> None:
     with GuardDB(db_url) as db:
         report = verify_audit_log(db)
         assert report.ok and report.entries == 80
+
+
+def reference_plain(value: Any) -> Any:
+    """The audit log's ``_plain`` before its fast path (kept verbatim)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {str(k): reference_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [reference_plain(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, bytes):
+        return reference_plain(value.tolist())
+    return str(value)
+
+
+def reference_body(fields: dict[str, Any], seq: int, prev: str) -> str:
+    """An entry's body as the audit log wrote it before its fast path."""
+    clean = reference_plain(dict(fields))
+    clean.pop("seq", None)
+    clean.pop("prev", None)
+    return reference_canonical_json({**clean, "seq": seq, "prev": prev})
+
+
+def reference_entry_fields(outcome: GuardOutcome, kind: str = "request") -> dict[str, Any]:
+    """entry_fields before its fast path (kept verbatim, with the old time formatting)."""
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "request_id": outcome.request_id,
+        "time": datetime.fromtimestamp(outcome.started_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "model": outcome.model,
+        "model_version": outcome.model_version,
+        "principal": outcome.principal,
+        "decision": outcome.decision,
+        "status": outcome.http_status,
+        "decided_by": outcome.decided_by,
+        "reason": outcome.reason[:2000],
+        "rows": outcome.n_rows,
+        "input_digest": outcome.input_digest,
+        "output_digest": outcome.output_digest,
+        "events": reference_plain(list(outcome.events)),
+        "latency_us": round(outcome.latency_s * 1e6),
+    }
+    signature = outcome.fields.get("signature")
+    if isinstance(signature, dict) and isinstance(signature.get("signature"), str):
+        fields["signature"] = signature["signature"]
+    if "review_id" in outcome.fields:
+        fields["review_id"] = str(outcome.fields["review_id"])
+    return fields
+
+
+class Opaque:
+    def __str__(self) -> str:
+        return "opaque"
+
+
+field_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.text(max_size=6),
+        st.floats(width=32).map(np.float32),
+        st.integers(-100, 100).map(np.int64),
+        st.booleans().map(np.bool_),
+        st.text(max_size=4).map(np.str_),
+        st.just(Opaque()),
+        st.just(b"raw"),
+        hnp.arrays(np.float64, st.integers(0, 3)),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.lists(children, max_size=3).map(tuple),
+        st.dictionaries(st.text(max_size=4) | st.integers(0, 9), children, max_size=4),
+    ),
+    max_leaves=20,
+)
+entry_dicts = st.dictionaries(
+    st.sampled_from(["request_id", "decision", "status", "events", "seq", "prev", "x", "é"]),
+    field_values,
+    max_size=6,
+)
+
+
+@pytest.fixture(scope="module")
+def memory_log() -> Iterator[AuditLog]:
+    db = GuardDB("sqlite://")
+    yield AuditLog(db, signing_key=generate_signing_key(), checkpoint_every=5)
+    db.close()
+
+
+def _last_row(db: GuardDB) -> AuditEntryRow:
+    with db.session("read") as s:
+        row: AuditEntryRow = s.scalars(
+            select(AuditEntryRow).order_by(AuditEntryRow.seq.desc()).limit(1)
+        ).one()
+        s.expunge(row)
+        return row
+
+
+@settings(max_examples=400, deadline=None)
+@given(entry_dicts)
+def test_entry_bodies_are_byte_identical_to_the_reference(
+    memory_log: AuditLog, fields: dict[str, Any]
+) -> None:
+    entry = memory_log.append(fields)
+    row = _last_row(memory_log.db)
+    assert row.seq == entry.seq
+    assert row.body == reference_body(fields, row.seq, row.prev_hash)
+    assert row.entry_hash == entry.entry_hash == sha256_hex(row.body)
+    rid = reference_plain(dict(fields)).get("request_id", "")
+    if not _holds_numpy_str(rid):  # the column once showed np.str_('x') inside containers
+        assert row.request_id == str(rid)[:64]
+
+
+def _holds_numpy_str(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(isinstance(v, np.str_) or _holds_numpy_str(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(isinstance(v, np.str_) or _holds_numpy_str(v) for v in value)
+    return False
+
+
+events = st.lists(
+    st.dictionaries(st.sampled_from(["guard", "action", "score", "reason", 3]), field_values),
+    max_size=3,
+).map(tuple)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events,
+    st.floats(0, 4e9),
+    st.sampled_from([200, 403, 429]),
+    st.dictionaries(st.sampled_from(["signature", "review_id"]), field_values),
+)
+def test_entry_fields_and_record_match_the_reference(
+    memory_log: AuditLog,
+    raised: tuple[dict[Any, Any], ...],
+    started: float,
+    status: int,
+    extra: dict[str, Any],
+) -> None:
+    outcome = GuardOutcome(
+        request_id="r",
+        model="m",
+        model_version="1",
+        principal="p",
+        http_status=status,
+        outputs=np.zeros((1, 2)) if status == 200 else None,
+        events=raised,
+        fields=extra,
+        started_at=started,
+        latency_s=0.000321,
+        n_rows=1,
+    )
+    expected = reference_entry_fields(outcome)
+    assert repr(entry_fields(outcome)) == repr(expected)
+    memory_log.record(outcome)
+    row = _last_row(memory_log.db)
+    assert row.body == reference_body(expected, row.seq, row.prev_hash)
+
+
+def test_logs_written_before_the_fast_path_verify_and_continue(db: GuardDB) -> None:
+    """Entries hashed by the old code, then appended by the new: one valid chain."""
+    key = generate_signing_key()
+    prev = GENESIS_HASH
+    with db.session("write old entries to", write=True) as s:
+        for seq in range(1, 4):
+            body = reference_body({"request_id": f"old{seq}", "score": np.float32(0.5)}, seq, prev)
+            s.add(
+                AuditEntryRow(
+                    seq=seq,
+                    request_id=f"old{seq}",
+                    prev_hash=prev,
+                    entry_hash=sha256_hex(body),
+                    body=body,
+                )
+            )
+            prev = sha256_hex(body)
+    log = AuditLog(db, signing_key=key, checkpoint_every=2)
+    for i in range(3):
+        log.append({"request_id": f"new{i}", "score": np.float32(0.5)})
+    report = verify_audit_log(db, key.public_key())
+    assert report.ok and report.entries == 6
+
+
+def test_numpy_strings_are_hashed_as_before(memory_log: AuditLog) -> None:
+    fields = {"request_id": np.str_("r\x00"), "labels": [np.str_("cat\x00\x00"), "dog\x00"]}
+    memory_log.append(fields)
+    row = _last_row(memory_log.db)
+    assert row.body == reference_body(fields, row.seq, row.prev_hash)
+    assert '"cat"' in row.body and '"dog\\u0000"' in row.body and row.request_id == "r"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -148,15 +148,19 @@ def test_concurrent_appends_form_one_chain_and_are_visible_when_append_returns(
 def test_a_failed_batch_is_not_half_written(db: GuardDB, monkeypatch: pytest.MonkeyPatch) -> None:
     log = AuditLog(db)
     log.append({"request_id": "before"})
-    real = db.raw_write
+    real = db.run_write
 
-    def broken(action: str) -> Any:
-        raise StoreError(f"Cannot {action} the store: connection lost.")
+    def broken(action: str, work: Callable[[Any], Any]) -> Any:
+        def insert_then_fail(cursor: Any) -> Any:
+            work(cursor)  # the rows are inserted, then the connection is "lost"
+            raise StoreError(f"Cannot {action} the store: connection lost.")
 
-    monkeypatch.setattr(db, "raw_write", broken)
+        return real(action, insert_then_fail)
+
+    monkeypatch.setattr(db, "run_write", broken)
     with pytest.raises(StoreError, match="connection lost"):
-        log.append({"request_id": "lost"})
-    monkeypatch.setattr(db, "raw_write", real)
+        log.append_many([{"request_id": "lost"}, {"request_id": "lost too"}])
+    monkeypatch.setattr(db, "run_write", real)
     log.append({"request_id": "after"})
     assert [rid for _, rid, _, _ in _read_chain(db)] == ["before", "after"]
     assert verify_audit_log(db).ok

@@ -243,3 +243,45 @@ def test_jwt_signature_algorithm_confusion_and_garbage() -> None:
         JwtVerifier(issuer="i", audience="a")
     with pytest.raises(UsageError):
         AuthGuard()
+
+
+# -- fast paths against the straightforward code ----------------------------------------
+def _reference_split(headers: dict[str, str]) -> tuple[str | None, dict[str, str]]:
+    """The credential and cleaned headers as the guard computed them in two passes."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    auth = lowered.get("authorization", "").strip()
+    token: str | None
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" and value.strip() else ""
+    else:
+        token = lowered.get("x-api-key", "").strip() or None
+    clean = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "x-api-key")}
+    return token, clean
+
+
+def test_one_pass_header_split_matches_the_reference() -> None:
+    import random
+
+    rng = random.Random(7)
+    names = ["Authorization", "authorization", "AUTHORIZATION", "X-Api-Key", "x-api-key"]
+    names += ["host", "Content-Type", "x-other"]
+    values = ["", " ", "Bearer bst_x", "bearer  tok ", "Basic abc", "Bearer", "Bearer  ", "k"]
+    for _ in range(2000):
+        headers = {rng.choice(names): rng.choice(values) for _ in range(rng.randint(0, 5))}
+        assert AuthGuard._split(headers) == _reference_split(headers), headers
+
+
+def test_keyed_hmac_copy_matches_a_fresh_hmac(db: GuardDB, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import hmac
+
+    store = ApiKeyStore(db, pepper=PEPPER)
+    for token in ["", "bst_x", "bst_" + "a" * 16 + "_" + "b" * 43, "ünïcode"]:
+        expected = hmac.new(PEPPER, token.encode("utf-8"), hashlib.sha256).hexdigest()
+        assert store._digest(token) == expected
+    monkeypatch.setenv("BASTION_API_KEY_PEPPER", "e" * 40)
+    lazy = ApiKeyStore(db)  # pepper read from the environment when first needed
+    assert lazy._digest("t") == hmac.new(b"e" * 40, b"t", hashlib.sha256).hexdigest()
+    lazy._pepper = b"f" * 40  # a replaced pepper is noticed, not served from the copy
+    assert lazy._digest("t") == hmac.new(b"f" * 40, b"t", hashlib.sha256).hexdigest()

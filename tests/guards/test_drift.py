@@ -77,3 +77,72 @@ def test_configuration_errors() -> None:
         DriftGuard(DriftMonitor())
     with pytest.raises(UsageError, match="at least 200"):
         DriftMonitor(window=200).fit(np.zeros((300, 2)))
+
+
+def _max_ks_by_definition(monitor: DriftMonitor, window: np.ndarray) -> np.ndarray:
+    """``D_j = sup |F_ref,j - F_window,j|`` per feature, by scipy's two-sample KS."""
+    from scipy.stats import ks_2samp
+
+    lanes = monitor._lanes(window)
+    ref = monitor._ref.reshape(monitor.n_features_, -1)  # sorted lane by lane
+    return np.array([ks_2samp(ref[j], lanes[:, j]).statistic for j in range(monitor.n_features_)])
+
+
+def _windows(rng: np.random.Generator, d: int) -> list[np.ndarray]:
+    out = []
+    for i in range(40):
+        w = rng.normal(loc=rng.normal() * 0.5, scale=rng.uniform(0.5, 3.0), size=(60, d))
+        if i % 2:
+            w = np.round(w * 2) / 2  # ties within the window and with the reference
+        if i % 3 == 0:
+            w[:6] = 1e9 * (-1) ** i  # beyond the reference range (clipped lanes)
+        if i % 5 == 0:
+            w[:, 1] = w[0, 1]  # one constant feature
+        if i % 7 == 0:
+            w[2, 0] = np.inf
+        out.append(w)
+    return out
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_statistic_matches_the_search_formulation_and_scipy(discrete: bool) -> None:
+    rng = np.random.default_rng(5)
+    reference = rng.normal(size=(500, 4))
+    if discrete:
+        reference = np.round(reference * 2) / 2
+    monitor = DriftMonitor(window=60, stride=30, n_bootstrap=20, seed=0).fit(reference)
+    for window in _windows(rng, 4):
+        stat, per_feature = monitor._statistic(window)
+        by_search = monitor._statistic_by_search(window)
+        assert stat == by_search[0] and np.array_equal(per_feature, by_search[1])
+        np.testing.assert_allclose(per_feature, _max_ks_by_definition(monitor, window), atol=1e-12)
+    window[3, 2] = np.nan  # lanes no longer ordered: the plain formulation is used
+    stat, per_feature = monitor._statistic(window)
+    assert np.array_equal(per_feature, monitor._statistic_by_search(window)[1], equal_nan=True)
+
+
+def test_updates_keep_the_last_window_rows_and_check_like_a_plain_monitor() -> None:
+    rng = np.random.default_rng(2)
+    monitor = DriftMonitor(window=40, stride=15, false_alarm_every=300, n_bootstrap=50, seed=0)
+    monitor.fit(rng.normal(size=(400, 3)))
+    seen: list[np.ndarray] = []
+    since = 0
+    for i in range(120):
+        n = int(rng.choice([1, 1, 1, 2, 7, 39, 40, 41, 95]))
+        rows = rng.normal(loc=0.8 if 60 <= i < 80 else 0.0, size=(n, 3))
+        batch = rows.astype(np.float32) if i % 4 == 0 else rows
+        seen.extend(np.asarray(batch, dtype=np.float64))
+        since += n
+        check = monitor.update(batch.tolist() if i % 5 == 0 else batch)
+        last = np.array(seen[-40:])
+        assert sorted(map(tuple, monitor._buffer[: min(len(seen), 40)])) == sorted(map(tuple, last))
+        if len(seen) < 40 or since < 15:
+            assert check is None
+            continue
+        since = 0
+        assert check is not None
+        stat, per_feature = monitor._statistic_by_search(last)
+        assert check.statistic == stat and check.alarm == (stat > monitor.threshold_)
+        top = np.argsort(per_feature)[::-1][:3]
+        assert check.top_features == tuple((int(j), float(per_feature[j])) for j in top)
+    assert monitor.rows_seen == len(seen) and monitor.alarms > 0

@@ -74,3 +74,82 @@ def test_repeats_ignored_lru_and_errors() -> None:
         PradaMonitor(delta=1.5)
     with pytest.raises(UsageError):
         ExtractionMonitorGuard(monitor, action="block")  # type: ignore[arg-type]
+
+
+class _PlainPrada:
+    """PRADA for one principal as the module docstring states it, on plain lists."""
+
+    def __init__(self, monitor: PradaMonitor) -> None:
+        self.m = monitor
+        self.growing: dict[int, list[np.ndarray]] = {}
+        self.grown: dict[int, list[float]] = {}
+        self.thresholds: dict[int, float] = {}
+        self.distances: list[float] = []
+        self.queries = 0
+        self.w: float | None = None
+        self.flagged = False
+
+    def observe(self, x: np.ndarray, c: int) -> None:
+        from scipy import stats
+
+        self.queries += 1
+        members = self.growing.setdefault(c, [])
+        if not members:
+            members.append(x)
+            self.grown[c], self.thresholds[c] = [], 0.0
+        else:
+            d = float(np.sqrt(((np.stack(members) - x) ** 2).sum(axis=1).min()))
+            if d != 0.0:
+                self.distances = [*self.distances, d][-self.m.window :]
+                if d > self.thresholds[c] and len(members) < self.m.max_growing:
+                    members.append(x)
+                    self.grown[c].append(d)
+                    spread = float(np.mean(self.grown[c]) - np.std(self.grown[c]))
+                    self.thresholds[c] = max(self.thresholds[c], spread)
+        if self.queries % self.m.test_every or len(self.distances) < self.m.min_distances:
+            return
+        values = np.array(self.distances)
+        self.w = 0.0 if np.ptp(values) == 0 else float(stats.shapiro(values).statistic)
+        self.flagged = self.flagged or self.w < self.m.delta
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_monitor_matches_a_plain_implementation(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    monitor = PradaMonitor(
+        delta=0.95,
+        min_distances=int(rng.integers(5, 30)),
+        window=int(rng.integers(30, 80)),
+        max_growing=int(rng.integers(1, 40)),
+        test_every=int(rng.integers(1, 4)),
+    ).standardise_with(rng.normal(size=(200, 5)) * 3.0)
+    plain = {p: _PlainPrada(monitor) for p in "abc"}
+    for _ in range(300):
+        p = "abc"[int(rng.integers(3))]
+        n = int(rng.integers(1, 4))
+        if rng.random() < 0.6:
+            rows = rng.normal(size=(n, 5))
+        else:  # small steps around a seed, and exact repeats
+            rows = rng.normal(size=(1, 5)) + 0.001 * rng.choice([-1.0, 0.0, 1.0], size=(n, 5))
+        classes = rng.integers(0, 3, size=n)
+        status = monitor.observe(p, rows, classes)
+        for row, c in zip(monitor._prepare(rows), classes.tolist(), strict=True):
+            plain[p].observe(row, c)
+        ref = plain[p]
+        assert (status.queries, status.distances) == (ref.queries, len(ref.distances))
+        assert (status.w_statistic, status.flagged) == (ref.w, ref.flagged)
+    assert any(ref.flagged for ref in plain.values())
+
+
+def test_shapiro_shortcut_matches_scipy() -> None:
+    from scipy import stats
+
+    from bastion.guards.extraction import _shapiro_w, _swilk_w
+
+    rng = np.random.default_rng(0)
+    for n in (3, 4, 11, 100, 101, 999, 1000, 5000):
+        for values in (rng.exponential(size=n), np.round(rng.normal(size=n), 1) + 5.0):
+            if np.ptp(values) > 0:
+                assert _shapiro_w(values) == float(stats.shapiro(values).statistic)
+    if _swilk_w() is None:
+        pytest.skip("this SciPy has no SWILK kernel to call directly; shapiro is used")

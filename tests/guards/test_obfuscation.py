@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -95,3 +97,58 @@ def test_per_principal_policies_in_pipeline() -> None:
         ObfuscationPolicy(reverse_sigmoid=(0.0, 1.0))
     with pytest.raises(UsageError):
         ObfuscationGuard(per_principal={"x": "label"})  # type: ignore[dict-item]
+
+
+def _top_k_and_round_with_numpy(s: np.ndarray, top_k: int | None, decimals: int | None) -> Any:
+    """Top-k then rounding on a whole array, with NumPy's sort and round."""
+    s = np.asarray(s, dtype=np.float64)
+    if top_k is not None and top_k < s.shape[1]:
+        keep = np.argsort(-s, axis=1, kind="stable")[:, :top_k]
+        mask = np.zeros_like(s, dtype=bool)
+        np.put_along_axis(mask, keep, True, axis=1)
+        s = np.where(mask, s, 0.0)
+    return s if decimals is None else np.round(s, decimals)
+
+
+def _awkward_scores(rng: np.random.Generator, i: int) -> np.ndarray:
+    n, c = int(rng.integers(0, 20)), int(rng.integers(1, 12))
+    kind = i % 5
+    if kind == 0:
+        return rng.dirichlet(np.ones(c), size=n)
+    if kind == 1:  # ties
+        return np.round(rng.dirichlet(np.ones(c), size=n), int(rng.integers(0, 3)))
+    if kind == 2:  # signs and magnitudes
+        return rng.normal(size=(n, c)) * 10 ** rng.uniform(-8, 8)
+    if kind == 3:  # exactly half-way at 3 decimals
+        return (rng.integers(-2000, 2000, size=(n, c)) + 0.5) / 1000
+    special = [0.0, -0.0, 5e-4, -5e-4, 1.5e-3, 2.5e-3, 1e300, -1e300, np.inf, np.nan]
+    return rng.choice(special, size=(n, c))
+
+
+def test_few_row_path_matches_numpy_bit_for_bit() -> None:
+    rng = np.random.default_rng(0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(3000):
+            s = _awkward_scores(rng, i)
+            if i % 3 == 0:
+                s = s.astype(np.float32)
+            top_k = int(rng.integers(1, 12)) if rng.random() < 0.8 else None
+            decimals = int(rng.integers(0, 16)) if rng.random() < 0.8 else None
+            out = ObfuscationPolicy(top_k=top_k, decimals=decimals).apply(s)
+            expected = _top_k_and_round_with_numpy(s, top_k, decimals)
+            assert out.dtype == np.float64 and out.shape == expected.shape
+            assert out.tobytes() == expected.tobytes(), (s, top_k, decimals)
+
+
+def test_many_rows_and_other_modes_keep_their_dtype_and_shape() -> None:
+    rng = np.random.default_rng(1)
+    s = rng.dirichlet(np.ones(10), size=40).astype(np.float32)  # past the few-row path
+    policy = ObfuscationPolicy(top_k=3, decimals=3)
+    assert policy.apply(s).tobytes() == _top_k_and_round_with_numpy(s, 3, 3).tobytes()
+    assert ObfuscationPolicy().apply(s).dtype == np.float64
+    assert ObfuscationPolicy(label_only=True).apply(s).dtype == np.int64
+    labels = ObfuscationPolicy(top_k=1).apply(np.array([1, 2], dtype=np.int32))
+    assert labels.dtype == np.float64 and labels.tolist() == [1.0, 2.0]
+    both = ObfuscationPolicy(reverse_sigmoid=(0.5, 1.0), top_k=2, decimals=2).apply(s[:2])
+    expected = _top_k_and_round_with_numpy(reverse_sigmoid(s[:2], 0.5, 1.0), 2, 2)
+    assert both.tobytes() == expected.tobytes()

@@ -23,8 +23,14 @@ from bastion.guards import (
     RequestDenied,
     build_guard,
 )
+from bastion.guards.canonical import request_digest
 from bastion.guards.outcome import GuardOutcome, deny
-from bastion.guards.pipeline import MODEL_VERSION_HEADER, REQUEST_ID_HEADER
+from bastion.guards.pipeline import (
+    INPUT_DIGEST_HEADER,
+    MODEL_VERSION_HEADER,
+    REQUEST_ID_HEADER,
+    digest_inputs,
+)
 from bastion.plugins import Registry
 from bastion.targets import FakeTarget
 
@@ -234,3 +240,47 @@ def test_build_guard_by_id_one_line() -> None:
         build_guard({"id": "input.validation", "nope": 1}, registry=reg)
     with pytest.raises(UsageError, match="spec"):
         build_guard({"bad": 1}, registry=reg)
+
+
+def test_after_hooks_see_the_input_digest_the_audit_records() -> None:
+    seen: dict[str, str] = {}
+
+    class Spy(Recorder):
+        def before(self, request: GuardRequest) -> Decision:
+            seen["before"] = request.headers.get(INPUT_DIGEST_HEADER, "")
+            return Decision.allow()
+
+        def after(self, request: GuardRequest, response: GuardResponse) -> Decision:
+            seen["after"] = request.headers[INPUT_DIGEST_HEADER]
+            return Decision.allow()
+
+    outcome = Guarded(_target(), [Spy("s", [])]).handle_inputs(
+        X, headers={INPUT_DIGEST_HEADER: "sha256:forged"}
+    )
+    assert seen["before"] == ""  # a caller's value never reaches a guard
+    assert seen["after"] == outcome.input_digest == request_digest(X)
+
+
+def test_digest_of_lists_is_the_digest_of_the_array_the_model_sees() -> None:
+    assert digest_inputs(X, "float32") == request_digest(X, "float32")
+    assert digest_inputs(X, "float32") == digest_inputs(np.asarray(X, dtype=np.float32))
+    assert digest_inputs(X, "float64") != digest_inputs(X, "float32")
+    # Not a rectangular array of numbers: the JSON digest, as without a dtype.
+    ragged = [[0.1, 0.2], [0.3]]
+    assert digest_inputs(ragged, "float32") == digest_inputs(ragged)
+    assert digest_inputs(["a"], "float32") == digest_inputs(["a"])
+    assert digest_inputs([[float("nan")]], "float32").startswith("sha256:")
+    # A number float32 cannot hold would collide with every other overflow: JSON digest.
+    assert digest_inputs([[1e300]], "float32") == digest_inputs([[1e300]])
+    assert digest_inputs([[1e300]], "float32") != digest_inputs([[1e301]], "float32")
+
+
+def test_run_does_not_record_and_record_takes_chosen_sinks() -> None:
+    first, second = MemorySink(), MemorySink()
+    guarded = Guarded(_target(), sinks=[first, second])
+    outcome = guarded.run(GuardRequest(principal="p", model=guarded.model, inputs=X))
+    assert outcome.allowed and not first.outcomes and not second.outcomes
+    guarded.record(outcome, [second])
+    assert not first.outcomes and second.outcomes == [outcome]
+    guarded.record(outcome)
+    assert first.outcomes == [outcome] and len(second.outcomes) == 2

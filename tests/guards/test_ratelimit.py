@@ -143,3 +143,98 @@ def test_bad_limits() -> None:
     ]:
         with pytest.raises(UsageError):
             make()
+
+
+# -- cached demands and the limiter's fast path against the straightforward code ----------
+class ReferenceLimiter(MemoryLimiter):
+    """``MemoryLimiter.acquire`` as it was before the fast path (token buckets inline)."""
+
+    def acquire(self, demands, cost):  # type: ignore[no-untyped-def]
+        from bisect import bisect_left
+
+        from bastion.guards.limits import LimitVerdict, _Window
+
+        with self._lock:
+            now = self._clock()
+            self._calls += 1
+            if self._calls % 4096 == 0:
+                self._sweep(now)
+            worst, worst_i = 0.0, None
+            tokens_now: list[float] = []
+            for i, (key, rule) in enumerate(demands):
+                if isinstance(rule, TokenBucket):
+                    tokens, ts, _ = self._buckets.get(key, (float(rule.burst), now, rule))
+                    tokens = min(float(rule.burst), tokens + max(0.0, now - ts) * rule.rate)
+                    tokens_now.append(tokens)
+                    if cost > rule.burst:
+                        return LimitVerdict(False, 0.0, i, impossible=True)
+                    if tokens < cost:
+                        wait = (cost - tokens) / rule.rate
+                        if worst_i is None or wait > worst:
+                            worst, worst_i = wait, i
+                    continue
+                tokens_now.append(0.0)
+                window = self._windows.get(key)
+                if window is None:
+                    window = self._windows[key] = _Window(rule.window_s)
+                window.expire(now)
+                if cost > rule.limit:
+                    return LimitVerdict(False, 0.0, i, impossible=True)
+                if window.used + cost > rule.limit:
+                    need = window.used + cost - rule.limit
+                    e = bisect_left(window.cum, window.base + need, lo=window.start)
+                    wait = window.ts[e] + rule.window_s - now
+                    if worst_i is None or wait > worst:
+                        worst, worst_i = wait, i
+            if worst_i is not None:
+                return LimitVerdict(False, max(worst, 0.0), worst_i)
+            for (key, rule), tokens in zip(demands, tokens_now, strict=True):
+                if isinstance(rule, TokenBucket):
+                    self._buckets[key] = (tokens - cost, now, rule)
+                else:
+                    window = self._windows[key]
+                    window.total += cost
+                    window.ts.append(now)
+                    window.cum.append(window.total)
+            return LimitVerdict(True)
+
+
+class ReferenceGuard(RateLimitGuard):
+    """Builds every key on every request, as the guard did before caching them."""
+
+    def _demands_of(self, request):  # type: ignore[no-untyped-def]
+        return [(self._key(rule, request), rule) for rule in self.limits]
+
+
+def test_fast_paths_decide_exactly_like_the_reference() -> None:
+    import random
+
+    rng = random.Random(3)
+    rules = [
+        TokenBucket(rate=3.0, burst=5),
+        TokenBucket(rate=0.5, burst=8, per="principal"),
+        RollingQuota(limit=12, window_s=7.0, per="model"),
+    ]
+    clock = Clock()
+    fast = RateLimitGuard(rules, backend=MemoryLimiter(clock))
+    slow = ReferenceGuard(rules, backend=ReferenceLimiter(clock))
+    for _ in range(3000):
+        clock.now += rng.choice([0.0, 0.01, 0.3, 1.0, 2.5])
+        req = _req(rng.choice(["a", "b", "c d/é"]), rng.choice(["m", "n"]), rng.randint(1, 9))
+        a, b = fast.before(req), slow.before(req)
+        assert (a.action, a.http_status, a.reason) == (b.action, b.http_status, b.reason)
+        assert getattr(a.payload, "headers", None) == getattr(b.payload, "headers", None)
+    assert fast._demands_of(_req("c d/é", "n")) == tuple(slow._demands_of(_req("c d/é", "n")))
+
+
+def test_demand_cache_is_bounded_and_follows_new_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bastion.guards.ratelimit as ratelimit
+
+    monkeypatch.setattr(ratelimit, "_MAX_CACHED", 3)
+    guard = RateLimitGuard([TokenBucket(rate=1.0, burst=100)])
+    for i in range(10):
+        guard.before(_req(f"p{i}"))
+        assert len(guard._demands) <= 3
+    guard.limits = (RollingQuota(limit=1, window_s=60),)
+    assert guard.before(_req("p9")).action is Action.ALLOW
+    assert guard.before(_req("p9")).http_status == 429

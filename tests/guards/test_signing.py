@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from bastion.errors import UsageError
 from bastion.guards import (
     Guarded,
     InputValidationGuard,
+    MemorySink,
     ObfuscationGuard,
     ObfuscationPolicy,
     OutputSigner,
     SignatureInvalid,
     request_digest,
     verify_signed_output,
+)
+from bastion.guards.base import GuardRequest, GuardResponse
+from bastion.guards.canonical import array_digest, b64url_encode
+from bastion.guards.pipeline import (
+    INPUT_DIGEST_HEADER,
+    MODEL_VERSION_HEADER,
+    REQUEST_ID_HEADER,
+    digest_inputs,
 )
 from bastion.guards.signing_keys import (
     generate_signing_key,
@@ -29,6 +44,7 @@ from bastion.guards.signing_keys import (
     write_signing_key,
 )
 from bastion.targets import FakeTarget
+from tests.guards.test_canonical import reference_canonical_json, reference_jsonable
 
 ROWS = [[0.1, 0.2, 0.3], [0.9, 0.8, 0.7]]
 
@@ -143,3 +159,86 @@ def test_key_files_and_environment(tmp_path: Path) -> None:
         load_public_key(tmp_path / "missing.pem")
     with pytest.raises(UsageError):
         OutputSigner("not a key")  # type: ignore[arg-type]
+
+
+def reference_document(
+    signer: OutputSigner, request: GuardRequest, outputs: np.ndarray, now: float
+) -> dict[str, Any]:
+    """The signed document as OutputSigner built it before its fast path (kept verbatim)."""
+    inputs = request.inputs
+    digest = (
+        array_digest(inputs)
+        if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "iuf"
+        else digest_inputs(inputs)
+    )
+    return {
+        "v": 1,
+        "alg": "Ed25519",
+        "kid": signer.kid,
+        "request_id": request.headers.get(REQUEST_ID_HEADER, ""),
+        "request_digest": digest,
+        "model": request.model,
+        "model_version": request.headers.get(MODEL_VERSION_HEADER, ""),
+        "output": reference_jsonable(np.asarray(outputs)),
+        "timestamp": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
+
+
+KEY = generate_signing_key()
+output_arrays = st.sampled_from([np.float32, np.float64, np.int64, np.bool_]).flatmap(
+    lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=1, max_dims=2, max_side=12))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    output_arrays,
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 4))),
+    st.floats(0, 4e9, allow_nan=False),
+    st.text(max_size=8),
+)
+def test_the_fast_signature_equals_the_reference_one(
+    outputs: np.ndarray, inputs: np.ndarray, now: float, version: str
+) -> None:
+    signer = OutputSigner(KEY, clock=lambda: now)
+    request = GuardRequest(
+        principal="p",
+        model="digits",
+        inputs=inputs,
+        headers={REQUEST_ID_HEADER: "r1", MODEL_VERSION_HEADER: version},
+    )
+    try:
+        expected = reference_document(signer, request, outputs, now)
+        text = reference_canonical_json(expected).encode("ascii")
+    except UsageError as err:  # a NaN or infinity: refused with the same message
+        with pytest.raises(UsageError, match=re.escape(str(err))):
+            signer.after(request, GuardResponse(outputs))
+        with pytest.raises(UsageError, match=re.escape(str(err))):
+            signer.document(request, outputs)
+        return
+    fields = signer.after(request, GuardResponse(outputs)).payload.fields["signature"]
+    assert json.dumps(fields["signed"]) == json.dumps(expected)  # same values, same types
+    assert fields["signature"] == b64url_encode(KEY.sign(text))  # Ed25519 is deterministic
+    assert signer.document(request, outputs) == expected
+
+
+def test_the_request_digest_comes_from_the_pipeline_header() -> None:
+    signer = OutputSigner(KEY)
+    x = np.array([[0.5, 0.25]], dtype=np.float32)
+    request = GuardRequest(principal="p", model="m", inputs=x, headers={})
+    assert signer.document(request, np.zeros((1, 2)))["request_digest"] == array_digest(x)
+    stamped = GuardRequest(
+        principal="p", model="m", inputs=x, headers={INPUT_DIGEST_HEADER: "sha256:given"}
+    )
+    assert signer.document(stamped, np.zeros((1, 2)))["request_digest"] == "sha256:given"
+
+
+def test_the_signed_digest_is_the_audited_one_and_callers_cannot_set_it() -> None:
+    target = FakeTarget.linear(n_features=3, n_classes=3, seed=2, name="digits")
+    sink = MemorySink()
+    guarded = Guarded(target, [OutputSigner(KEY)], sinks=[sink])
+    outcome = guarded.handle_inputs(ROWS, headers={INPUT_DIGEST_HEADER: "sha256:forged"})
+    signed = outcome.fields["signature"]["signed"]
+    assert signed["request_digest"] == sink.outcomes[0].input_digest != "sha256:forged"
+    body = json.loads(json.dumps(outcome.body()))
+    assert verify_signed_output(body, KEY.public_key(), inputs=ROWS).model == "digits"

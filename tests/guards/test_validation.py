@@ -148,3 +148,115 @@ PIPELINE = Guarded(TARGET, [InputValidationGuard.for_target(TARGET, max_batch=8)
 def test_pipeline_answers_200_or_4xx_never_raises(inputs: Any) -> None:
     outcome = PIPELINE.handle_inputs(inputs)
     assert outcome.http_status == 200 or 400 <= outcome.http_status < 500
+
+
+# -- the fast acceptance test against the straightforward checks ---------------------------
+class ReferenceGuard(InputValidationGuard):
+    """``before`` and ``_values`` as they were before the validation plan (slow, obvious)."""
+
+    def before(self, request: GuardRequest) -> Any:
+        from bastion.guards.base import Decision
+        from bastion.guards.validation import _first, _Invalid
+
+        try:
+            arr = self._to_array(request.inputs)
+        except _Invalid as bad:
+            return Decision.deny(bad.reason, http_status=bad.status)
+        problem = self._values(arr)
+        if problem is not None:
+            return Decision.deny(problem, http_status=422)
+        with np.errstate(over="ignore", invalid="ignore"):
+            clean = arr.astype(self._dtype, copy=False)
+        if self._dtype.kind == "f" and not np.isfinite(clean).all():
+            row, flat = _first(~np.isfinite(clean.reshape(len(clean), -1)))
+            value = arr.reshape(len(arr), -1)[row, flat]
+            return Decision.deny(
+                f"{self._field(row, flat)} = {value:g} is too large for {self._dtype.name}; "
+                "send values the model's dtype can hold.",
+                http_status=422,
+            )
+        return Decision.transform(clean)
+
+    def _values(self, arr: np.ndarray) -> str | None:
+        from bastion.guards.validation import _first
+
+        flat = arr.reshape(len(arr), -1)
+        if flat.dtype.kind == "f":
+            bad = ~np.isfinite(flat)
+            if bad.any():
+                row, j = _first(bad)
+                what = "NaN" if np.isnan(flat[row, j]) else "infinite"
+                return f"{self._field(row, j)} is {what}; send finite numbers."
+        with np.errstate(invalid="ignore"):
+            below = flat < self._lo
+            above = flat > self._hi
+        if below.any() or above.any():
+            row_b, j_b = _first(below) if below.any() else (len(flat), 0)
+            row_a, j_a = _first(above) if above.any() else (len(flat), 0)
+            if (row_b, j_b) <= (row_a, j_a):
+                row, j, side, bound = row_b, j_b, "below the lower", self._lo[j_b]
+            else:
+                row, j, side, bound = row_a, j_a, "above the upper", self._hi[j_a]
+            return (
+                f"{self._field(row, j)} = {flat[row, j]:g} is {side} bound {bound:g}; send "
+                f"values in [{self._lo[j]:g}, {self._hi[j]:g}]."
+            )
+        return self._constraint_problem(flat)
+
+
+PLAN_SPECS = [
+    SPEC,
+    InputSpec(shape=(1, 3, 3), lower=0.0, upper=1.0),
+    InputSpec(shape=(3,)),
+    InputSpec(shape=(3,), lower=[-1.0, 0.0, 2.0], upper=[1.0, np.inf, 2.0]),
+    InputSpec(shape=(2,), lower=-1e39, upper=1e39),  # bounds beyond float32
+    InputSpec(shape=(2,), dtype="int32", lower=-5.0, upper=5.0),
+    InputSpec(shape=(2,), dtype="float16", lower=0.0, upper=1e5),
+]
+
+
+def _same(fast: Any, slow: Any) -> None:
+    assert (fast.action, fast.http_status, fast.reason) == (
+        slow.action,
+        slow.http_status,
+        slow.reason,
+    )
+    if fast.action is Action.TRANSFORM:
+        assert fast.payload.dtype == slow.payload.dtype
+        np.testing.assert_array_equal(fast.payload, slow.payload)
+
+
+def _near_bounds(rng: np.random.Generator, spec: InputSpec) -> Any:
+    lo, hi = spec.bounds()
+    lo_f, hi_f = np.where(np.isfinite(lo), lo, -1e3), np.where(np.isfinite(hi), hi, 1e3)
+    n = int(rng.integers(1, 4))
+    flat = rng.uniform(lo_f, hi_f, size=(n, spec.n_features))
+    if rng.random() < 0.5:
+        flat = np.round(flat)
+    for _ in range(int(rng.integers(0, 3))):
+        i, j = int(rng.integers(n)), int(rng.integers(spec.n_features))
+        edges = [np.nextafter(lo_f[j], -np.inf), np.nextafter(hi_f[j], np.inf)]
+        flat[i, j] = rng.choice(
+            [np.nan, np.inf, -np.inf, 1e300, -1e39, 0.0, 1.0, lo_f[j], hi_f[j], *edges]
+        )
+    dtype = rng.choice(np.array(["float64", "float32", "float16", "int64", "longdouble"]))
+    with np.errstate(all="ignore"):
+        batch = flat.astype(dtype).reshape((n, *spec.shape))
+    return batch.tolist() if rng.random() < 0.3 else batch
+
+
+@pytest.mark.parametrize("spec", PLAN_SPECS, ids=lambda s: f"{s.shape}-{s.dtype}-{s.upper}")
+def test_fast_checks_decide_exactly_like_the_reference(spec: InputSpec) -> None:
+    fast, slow = InputValidationGuard(spec), ReferenceGuard(spec)
+    rng = np.random.default_rng(sum(map(ord, repr(spec))))
+    for _ in range(300):
+        inputs = _near_bounds(rng, spec)
+        request = GuardRequest(principal="p", model="m", inputs=inputs)
+        _same(fast.before(request), slow.before(request))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(json_values, near_valid_rows, arrays))
+def test_fast_checks_match_the_reference_on_anything(inputs: Any) -> None:
+    request = GuardRequest(principal="p", model="m", inputs=inputs)
+    _same(GUARD.before(request), ReferenceGuard(SPEC, max_batch=8, max_bytes=4096).before(request))

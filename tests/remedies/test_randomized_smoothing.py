@@ -92,7 +92,7 @@ def test_bad_parameters_and_data() -> None:
         ({"epochs": -1}, "'epochs' parameter"),
         ({"alpha": 1.0}, "'alpha' parameter"),
         ({"units": "pixels"}, "'units' parameter"),
-        ({"bogus": 1}, "'bogus' parameter"),
+        ({"bogus": 1}, "no parameter 'bogus'"),
     ):
         with pytest.raises(UsageError, match=match):
             RandomizedSmoothing(**params).apply(digits_cnn(), digits(), ProbeContext())

@@ -238,3 +238,60 @@ def test_torchscript_loader_refuses_an_export_archive(export_file):
     path, _ = export_file
     with pytest.raises(TargetError, match="not a TorchScript archive"):
         TorchTarget.from_torchscript(path, input_spec=IMAGE_SPEC, classes=CLASSES3)
+
+
+# -- the one-chunk fast path against chunked evaluation ----------------------------------
+def _reference_batched(t: TorchTarget, arr: np.ndarray, fn) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """``TorchTarget._batched`` as it was before the one-chunk fast path."""
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(arr), t.batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(arr[start : start + t.batch_size]))
+            parts.append(fn(chunk.to(t.device)).detach().to("cpu", torch.float64).numpy())
+    return np.concatenate(parts, axis=0)
+
+
+@pytest.mark.parametrize("batch_size", [3, 256])
+def test_batched_matches_the_reference(cnn, images, batch_size):
+    t = make(cnn, batch_size=batch_size, embedding_layer="embedding")
+    for n in (1, 3, 10):
+        x = images[:n]
+        proba = _reference_batched(t, x, lambda z: torch.softmax(t._run(z).double(), dim=1))
+        for got, want in [
+            (t.predict_proba(x), proba),
+            (t.logits(x), _reference_batched(t, x, t._run)),
+        ]:
+            assert got.dtype == np.float64 and got.flags.c_contiguous
+            np.testing.assert_array_equal(got, want)
+    assert t.queries_used == 2 * 14
+
+
+class _Buffered(torch.nn.Module):
+    """Returns the same float64 buffer every call, transposed (a non-contiguous view)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("out", torch.zeros(3, 1, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.out.fill_(float(x.sum()))
+        return self.out[:, : len(x)].T
+
+
+def test_results_never_share_memory_with_module_outputs():
+    t = make(_Buffered())
+    x = np.full((1, 1, 4, 4), 0.5, dtype=np.float32)
+    first = t.logits(x)
+    assert first.flags.c_contiguous and first.tolist() == [[8.0, 8.0, 8.0]]
+    t.logits(np.zeros_like(x))  # the module overwrites its buffer
+    assert first.tolist() == [[8.0, 8.0, 8.0]]
+
+
+def test_capability_table_matches_each_combination(cnn):
+    base = {Capability.LABELS, Capability.PROBABILITIES, Capability.LOGITS, Capability.GRADIENTS}
+    t = make(cnn, embedding_layer="embedding", module_factory=small_cnn)
+    assert t.capabilities == base | {Capability.EMBEDDINGS, Capability.TRAINING}
+    t.module_factory = None
+    assert t.capabilities == base | {Capability.EMBEDDINGS}
+    t.trainer = lambda x, y, seed: small_cnn()
+    assert Capability.TRAINING in t.capabilities

@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -53,8 +53,9 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.errors import BastionError, StoreError
 from bastion.gateway.bodies import Rejection, model_label, parse_body, read_body, reject
-from bastion.gateway.build import Gateway, build_gateway
+from bastion.gateway.build import Gateway, ServedModel, build_gateway
 from bastion.gateway.config import GatewayConfig
+from bastion.gateway.fastpath import Answer, GatewayApp
 from bastion.gateway.metrics import LatencyHistogram, audit_text, drift_text
 from bastion.guards.audit import entry_fields
 from bastion.guards.base import GuardRequest
@@ -108,8 +109,8 @@ REJECTED_BY = "gateway.http"
 _UNKNOWN_MODEL = "(unknown)"
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+def _error(status: int, message: str, **extra: Any) -> Answer:
+    return Answer(status, {}, {"error": message, **extra})
 
 
 def _rejection_entry(
@@ -145,7 +146,7 @@ def _rejection_entry(
 
 def create_app(
     config: GatewayConfig, *, store_url: str | None = None, gateway: Gateway | None = None
-) -> FastAPI:
+) -> GatewayApp:
     """The gateway application for ``config`` (models load when the app starts).
 
     Parameters
@@ -172,7 +173,7 @@ def create_app(
             gw.close()
             log.info("gateway stopped; audit log checkpointed")
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Bastion gateway",
         version="1",
         description="Guarded model predictions (authentication, budgets, validation, "
@@ -185,9 +186,11 @@ def create_app(
         assert gw is not None
         return gw  # type: ignore[no-any-return]
 
-    async def predict(request: Request) -> JSONResponse:
+    async def answer(
+        model: str, headers: Mapping[str, str], stream: AsyncIterator[bytes]
+    ) -> Answer:
+        """Status, headers and JSON body for a prediction request (any transport)."""
         t0 = time.perf_counter()
-        model: str = request.path_params["model"]
         gw = _gw()
         served = gw.models.get(model)
         if served is None:
@@ -201,17 +204,15 @@ def create_app(
                 model,
                 t0,
             )
-        raw = await read_body(request.headers, request.stream(), gw.config.max_body_bytes)
+        raw = await read_body(headers, stream, gw.config.max_body_bytes)
         parsed = raw if isinstance(raw, Rejection) else parse_body(raw)
         if isinstance(parsed, Rejection):
             return await _rejected(gw, parsed, model, t0)
         inputs: Any = parsed[0]  # rows as parsed; the pipeline validates them
         single = parsed[1]
-        req = GuardRequest(
-            principal="anonymous", model=model, inputs=inputs, headers=dict(request.headers)
-        )
+        req = GuardRequest(principal="anonymous", model=model, inputs=inputs, headers=dict(headers))
         try:
-            outcome = await run_in_threadpool(served.guarded.handle, req)
+            outcome = await _handle(gw, served, req)
         except StoreError as err:
             log.error("audit store failed", extra={"fields": {"model": model, "error": str(err)}})
             return _error(503, "The audit log is unavailable; the answer was not released.")
@@ -221,8 +222,8 @@ def create_app(
         body = outcome.body()
         if single and outcome.allowed:
             body["output"] = body["outputs"][0]
-        headers = {str(k): str(v) for k, v in outcome.headers.items()}
-        headers[REQUEST_ID_HEADER] = outcome.request_id
+        out_headers = {str(k): str(v) for k, v in outcome.headers.items()}
+        out_headers[REQUEST_ID_HEADER] = outcome.request_id
         elapsed = time.perf_counter() - t0
         latency.observe(model, outcome.http_status, elapsed)
         if log.isEnabledFor(logging.INFO):
@@ -240,14 +241,17 @@ def create_app(
                     }
                 },
             )
-        return JSONResponse(body, status_code=outcome.http_status, headers=headers)
+        return Answer(outcome.http_status, out_headers, body)
 
-    async def _rejected(gw: Gateway, rejection: Rejection, model: str, t0: float) -> JSONResponse:
+    async def _rejected(gw: Gateway, rejection: Rejection, model: str, t0: float) -> Answer:
         """Audit a request refused before the pipeline, count it, then answer it."""
         request_id = uuid.uuid4().hex
         outcome, fields = _rejection_entry(rejection, request_id, model, model in gw.models, t0)
         try:
-            await run_in_threadpool(gw.audit.append, fields)
+            if gw.audit_writer is not None:
+                await gw.audit_writer.append(fields)
+            else:
+                await run_in_threadpool(gw.audit.append, fields)
         except StoreError as err:
             log.error("audit store failed", extra={"fields": {"error": str(err)}})
             return _error(503, "The audit log is unavailable; the answer was not released.")
@@ -267,16 +271,23 @@ def create_app(
                     }
                 },
             )
-        return JSONResponse(
+        return Answer(
+            rejection.status,
+            {REQUEST_ID_HEADER: request_id},
             {"error": rejection.message, "request_id": request_id},
-            status_code=rejection.status,
-            headers={REQUEST_ID_HEADER: request_id},
         )
 
-    # The hot path is a plain Starlette route: FastAPI's per-request parameter machinery
-    # costs more than the rest of the HTTP layer here, and the body is parsed by hand
-    # anyway. Its OpenAPI operation is added to the generated schema below.
+    async def predict(request: Request) -> JSONResponse:
+        status, headers, body = await answer(
+            request.path_params["model"], request.headers, request.stream()
+        )
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    # The hot path bypasses FastAPI: GatewayApp answers predict requests straight from
+    # ASGI (bastion.gateway.fastpath), and this plain Starlette route serves them only
+    # if the app is mounted under a prefix. Its OpenAPI operation is added below.
     app.add_route(PREDICT_PATH, predict, methods=["POST"], include_in_schema=False)
+    app.predict_answer = answer
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -315,11 +326,11 @@ def create_app(
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         if state["stopping"] or state["gateway"] is None:
-            return _error(503, "The gateway is starting or stopping.")
+            return JSONResponse({"error": "The gateway is starting or stopping."}, 503)
         try:
             await run_in_threadpool(_ping, _gw())
         except Exception:
-            return _error(503, "The store does not answer.")
+            return JSONResponse({"error": "The store does not answer."}, 503)
         return JSONResponse({"status": "ready", "models": sorted(_gw().models)})
 
     @app.get("/metrics", response_class=PlainTextResponse)
@@ -340,6 +351,22 @@ def create_app(
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     return app
+
+
+async def _handle(gw: Gateway, served: ServedModel, req: GuardRequest) -> GuardOutcome:
+    """Run ``req`` through ``served``'s pipeline where its execution choice says.
+
+    Inline: the pipeline runs on the event loop and the audit entry is committed by the
+    writer thread (awaited before anything else records the outcome or the answer is
+    sent). Threadpool: :meth:`Guarded.handle` does all of it in a worker thread.
+    """
+    guarded = served.guarded
+    if not served.execution.inline or gw.audit_writer is None:
+        return await run_in_threadpool(guarded.handle, req)
+    outcome = guarded.run(req)
+    await gw.audit_writer.record(outcome)
+    guarded.record(outcome, [s for s in guarded.sinks if s is not gw.audit])
+    return outcome
 
 
 def _ping(gw: Gateway) -> None:

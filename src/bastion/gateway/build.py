@@ -45,13 +45,16 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bastion.errors import ConfigError
+from bastion.gateway.audit_writer import AsyncAuditWriter
 from bastion.gateway.config import GatewayConfig, ModelConfig
+from bastion.gateway.execution import ExecutionChoice, choose_execution
 from bastion.guards.audit import AuditLog
 from bastion.guards.base import Guard
 from bastion.guards.config import build_guard
 from bastion.guards.db import GuardDB
 from bastion.guards.events import EventSink, LoggingSink, MetricsSink
 from bastion.guards.pipeline import Guarded
+from bastion.guards.wal import WalCheckpointer
 from bastion.targets.base import Target
 from bastion.targets.spec import InputSpec
 
@@ -72,6 +75,9 @@ class ServedModel:
     target: Target
     guarded: Guarded
     reference: np.ndarray | None = None
+    execution: ExecutionChoice = field(
+        default_factory=lambda: ExecutionChoice(inline=False, mode="threadpool")
+    )
 
 
 @dataclass
@@ -85,11 +91,19 @@ class Gateway:
     audit: AuditLog
     signing_key: Ed25519PrivateKey | None
     extra_sinks: list[EventSink] = field(default_factory=list)
+    audit_writer: AsyncAuditWriter | None = None
+    """Writes the audit entries of inline pipelines from the event loop."""
+    wal: WalCheckpointer | None = None
+    """Checkpoints a SQLite store's write-ahead log off the request path."""
 
     def close(self) -> None:
-        """Sign the audit head, close HTTP targets and the store (graceful shutdown)."""
+        """Finish audit writes, sign the audit head, close HTTP targets and the store."""
         try:
+            if self.audit_writer is not None:
+                self.audit_writer.close()
             self.audit.close()
+            if self.wal is not None:
+                self.wal.stop()
         finally:
             for served in self.models.values():
                 closer = getattr(served.target, "close", None)
@@ -171,6 +185,21 @@ def _need_reference(model: ModelConfig, guard_id: str, ref: np.ndarray | None) -
     return ref
 
 
+_LOOP_SAFE_GUARDS = frozenset(
+    {
+        "access.authentication",  # API keys from a cache (the store on a miss), JWT in memory
+        "input.validation",
+        "input.ood",
+        "input.drift",
+        "extraction.prada",
+        "output.obfuscation",
+        "output.signature",
+    }
+)
+"""Guards that may run on the event loop (``execution: auto``); others wait on I/O or
+run further models (review queue writes, Redis limits, detectors, plugins)."""
+
+
 class _Builder:
     def __init__(self, gw: GatewayConfig, db: GuardDB, key: Ed25519PrivateKey | None) -> None:
         self.gw = gw
@@ -178,6 +207,12 @@ class _Builder:
         self.key = key
         self._keys: Any = None
         self._limiter: Any = None
+
+    def loop_safe(self, guard_id: str) -> bool:
+        """Whether ``guard_id`` as built here only computes (no store, network or model)."""
+        if guard_id == "access.rate_limit":
+            return not self.redis_url()
+        return guard_id in _LOOP_SAFE_GUARDS
 
     def redis_url(self) -> str | None:
         if self.gw.redis_url_env:
@@ -361,6 +396,7 @@ def build_gateway(
     db = GuardDB(
         store_url if store_url is not None else _store_url(config),
         synchronous=config.sqlite_synchronous,
+        background_checkpoints=True,
     )
     metrics = MetricsSink()
     audit = AuditLog(db, signing_key=key)
@@ -379,8 +415,18 @@ def build_gateway(
                 model_version=mc.version,
                 output=mc.output,
             )
-            models[mc.name] = ServedModel(mc.name, target, guarded, ref)
+            waits = [g for g in mc.guard_ids() if not builder.loop_safe(g)]
+            execution = choose_execution(target, mc.execution, blocking_guards=waits)
+            log.info(
+                "model %s runs %s (%s)",
+                mc.name,
+                "inline" if execution.inline else "in the threadpool",
+                execution.reason,
+            )
+            models[mc.name] = ServedModel(mc.name, target, guarded, ref, execution)
     except Exception:
         db.close()
         raise
-    return Gateway(config, models, db, metrics, audit, key, list(sinks or []))
+    writer = AsyncAuditWriter(audit)
+    wal = WalCheckpointer(db).start() if db.background_checkpoints else None
+    return Gateway(config, models, db, metrics, audit, key, list(sinks or []), writer, wal)

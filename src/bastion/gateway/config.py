@@ -77,6 +77,12 @@ class ModelConfig(_Strict):
     version: str = ""
     output: Literal["auto", "scores", "labels"] = "auto"
     guards: list[str | dict[str, Any]] = Field(default_factory=list)
+    execution: Literal["auto", "inline", "threadpool"] = Field(
+        "auto",
+        description="Run the pipeline on the event loop ('inline', for models that answer "
+        "in well under a millisecond) or in a worker thread ('threadpool'); 'auto' times "
+        "the model at start-up (bastion.gateway.execution).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:

@@ -201,6 +201,8 @@ class ApiKeyStore:
         self._clock = clock
         self._cache: dict[str, tuple[float, ApiKeyInfo, str]] = {}
         self._lock = threading.Lock()
+        # HMAC keyed with the pepper, copied per token (the key schedule runs once).
+        self._mac: tuple[bytes, hmac.HMAC] | None = None
 
     # -- secrets ----------------------------------------------------------------------
     @property
@@ -215,7 +217,14 @@ class ApiKeyStore:
         return hmac.new(self.pepper, b"bastion api-key pepper id", hashlib.sha256).hexdigest()[:16]
 
     def _digest(self, token: str) -> str:
-        return hmac.new(self.pepper, token.encode("utf-8"), hashlib.sha256).hexdigest()
+        """``HMAC-SHA256(pepper, token)`` in hex, from a copy of the keyed HMAC."""
+        pepper = self.pepper
+        keyed = self._mac
+        if keyed is None or keyed[0] is not pepper:
+            keyed = self._mac = (pepper, hmac.new(pepper, digestmod=hashlib.sha256))
+        mac = keyed[1].copy()
+        mac.update(token.encode("utf-8"))
+        return mac.hexdigest()
 
     # -- management -------------------------------------------------------------------
     def create(

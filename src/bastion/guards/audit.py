@@ -45,12 +45,12 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -59,7 +59,7 @@ from sqlalchemy.orm import Session
 
 from bastion.errors import UsageError
 from bastion.guards.audit_batch import GroupCommitter
-from bastion.guards.canonical import canonical_json, sha256_hex
+from bastion.guards.canonical import canonical_json, canonical_json_str_keys, utc_stamp
 from bastion.guards.db import GuardDB
 from bastion.guards.outcome import GuardOutcome
 from bastion.guards.signing import sign_document
@@ -73,6 +73,30 @@ GENESIS_HASH = "0" * 64
 
 _PG_LOCK = 0x6261737469617564  # "bastiaud": serialises appends between processes
 _MAX_REASON = 2000
+_ATOMS = frozenset({str, int, bool, type(None)})  # exact types _plain keeps as they are
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The SQL of an append, in the driver's parameter style (built once per log)."""
+
+    lock: str  # PostgreSQL's advisory lock; empty on SQLite (BEGIN IMMEDIATE locks)
+    head: str
+    insert_entries: str
+    insert_checkpoints: str
+
+    @classmethod
+    def for_db(cls, db: GuardDB) -> _Statements:
+        q = db.placeholder
+        entries, checkpoints = AuditEntryRow.__tablename__, AuditCheckpointRow.__tablename__
+        return cls(
+            lock=f"SELECT pg_advisory_xact_lock({q})" if db.dialect == "postgresql" else "",
+            head=f"SELECT seq, entry_hash FROM {entries} ORDER BY seq DESC LIMIT 1",
+            insert_entries=f"INSERT INTO {entries} (seq, request_id, prev_hash, entry_hash, body) "
+            f"VALUES ({q}, {q}, {q}, {q}, {q})",
+            insert_checkpoints=f"INSERT INTO {checkpoints} "
+            f"(seq, entry_hash, key_id, body, signature) VALUES ({q}, {q}, {q}, {q}, {q})",
+        )
 
 
 @dataclass(frozen=True)
@@ -84,7 +108,29 @@ class AuditEntry:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-safe copy: NumPy to Python, non-finite floats to strings, unknowns to str."""
+    """JSON-safe copy: NumPy to Python, non-finite floats to strings, unknowns to str.
+
+    Dict keys become plain ``str``, so the result can be encoded by
+    :func:`~bastion.guards.canonical.canonical_json_str_keys`. The common exact
+    types are handled first, without the ``isinstance`` chain.
+    """
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {
+            k if type(k) is str else str(k): v if type(v) in _ATOMS else _plain(v)
+            for k, v in value.items()
+        }
+    if kind is list or kind is tuple:
+        return [v if type(v) in _ATOMS else _plain(v) for v in value]
+    if kind is float:
+        return value if math.isfinite(value) else repr(value)
+    return _plain_other(value)
+
+
+def _plain_other(value: Any) -> Any:
+    """:func:`_plain` of a value of any other type (subclasses, NumPy, unknown objects)."""
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
@@ -98,10 +144,6 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def entry_fields(outcome: GuardOutcome, *, kind: str = "request") -> dict[str, Any]:
     """The fields an audit entry records for a finished request.
 
@@ -109,10 +151,17 @@ def entry_fields(outcome: GuardOutcome, *, kind: str = "request") -> dict[str, A
     ``"rejected"`` for those the gateway refused before it (malformed, too large,
     unknown model).
     """
+    fields = _raw_fields(outcome, kind)
+    fields["events"] = _plain(fields["events"])
+    return fields
+
+
+def _raw_fields(outcome: GuardOutcome, kind: str) -> dict[str, Any]:
+    """:func:`entry_fields` with the events as the guards raised them (not yet plain)."""
     fields: dict[str, Any] = {
         "kind": kind,
         "request_id": outcome.request_id,
-        "time": _iso(outcome.started_at),
+        "time": utc_stamp(outcome.started_at),
         "model": outcome.model,
         "model_version": outcome.model_version,
         "principal": outcome.principal,
@@ -123,15 +172,34 @@ def entry_fields(outcome: GuardOutcome, *, kind: str = "request") -> dict[str, A
         "rows": outcome.n_rows,
         "input_digest": outcome.input_digest,
         "output_digest": outcome.output_digest,
-        "events": _plain(list(outcome.events)),
+        "events": outcome.events,
         "latency_us": round(outcome.latency_s * 1e6),
     }
-    signature = outcome.fields.get("signature")
-    if isinstance(signature, dict) and isinstance(signature.get("signature"), str):
-        fields["signature"] = signature["signature"]
-    if "review_id" in outcome.fields:
-        fields["review_id"] = str(outcome.fields["review_id"])
+    extra = outcome.fields
+    if extra:
+        signature = extra.get("signature")
+        if isinstance(signature, dict) and isinstance(signature.get("signature"), str):
+            fields["signature"] = signature["signature"]
+        if "review_id" in extra:
+            fields["review_id"] = str(extra["review_id"])
     return fields
+
+
+def _clean(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain copy of an entry's fields without ``seq`` and ``prev`` (the chain sets them)."""
+    clean: dict[str, Any] = _plain(fields if isinstance(fields, dict) else dict(fields))
+    clean.pop("seq", None)
+    clean.pop("prev", None)
+    return clean
+
+
+def _insert(cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows``; one row with ``execute`` (psycopg's ``executemany`` costs a round
+    trip more for its pipeline)."""
+    if len(rows) == 1:
+        cursor.execute(sql, rows[0])
+    else:
+        cursor.executemany(sql, rows)
 
 
 class AuditLog:
@@ -171,6 +239,7 @@ class AuditLog:
         self.checkpoint_every = int(checkpoint_every)
         self._clock = clock
         self._lock = threading.Lock()  # one transaction of this log at a time
+        self._sql = _Statements.for_db(db)
         self._group: GroupCommitter[dict[str, Any], AuditEntry] = GroupCommitter(
             self._commit, max_batch=max_batch
         )
@@ -187,9 +256,9 @@ class AuditLog:
 
     def record(self, outcome: GuardOutcome) -> None:
         """Append the request's entry (the pipeline calls this before answering)."""
-        self.append(entry_fields(outcome))
+        self._group.submit(_plain(_raw_fields(outcome, "request")))
 
-    def append(self, fields: dict[str, Any]) -> AuditEntry:
+    def append(self, fields: Mapping[str, Any]) -> AuditEntry:
         """Append one entry; return its place in the chain once it is committed.
 
         Entries appended concurrently from several threads share a transaction; this
@@ -200,10 +269,20 @@ class AuditLog:
         StoreError
             If the entry could not be committed.
         """
-        clean = _plain(dict(fields))
-        clean.pop("seq", None)
-        clean.pop("prev", None)
-        return self._group.submit(clean)
+        return self._group.submit(_clean(fields))
+
+    def append_many(self, entries: Sequence[Mapping[str, Any]]) -> list[AuditEntry]:
+        """Append several entries in order, in one transaction where possible.
+
+        Returns their places in the chain once committed (see :meth:`append`; at most
+        ``max_batch`` entries share a transaction).
+
+        Raises
+        ------
+        StoreError
+            If an entry could not be committed.
+        """
+        return self._group.submit_many([_clean(fields) for fields in entries])
 
     def _head(self, session: Session) -> tuple[int, str]:
         if self.db.dialect == "postgresql":
@@ -217,7 +296,12 @@ class AuditLog:
 
     def _checkpoint_row(self, seq: int, entry_hash: str) -> dict[str, Any]:
         assert self.signing_key is not None
-        doc = {"seq": seq, "entry_hash": entry_hash, "time": _iso(self._clock()), "kid": self.kid}
+        doc = {
+            "seq": seq,
+            "entry_hash": entry_hash,
+            "time": utc_stamp(self._clock()),
+            "kid": self.kid,
+        }
         return {
             "seq": seq,
             "entry_hash": entry_hash,
@@ -228,39 +312,44 @@ class AuditLog:
 
     def _commit(self, batch: Sequence[dict[str, Any]]) -> list[AuditEntry]:
         """Chain ``batch`` onto the head and write it in one transaction (no ORM)."""
-        db = self.db
-        q = db.placeholder
-        entries, checkpoints = AuditEntryRow.__tablename__, AuditCheckpointRow.__tablename__
+        with self._lock:
+            return self.db.run_write(
+                "append to the audit log in", lambda cursor: self._chain(cursor, batch)
+            )
+
+    def _chain(self, cursor: Any, batch: Sequence[dict[str, Any]]) -> list[AuditEntry]:
+        """Read the head, hash ``batch`` onto it and insert it (inside the transaction).
+
+        Each entry dict is completed with its ``seq`` and ``prev`` in place: they are
+        this log's own plain copies, and a retried transaction sets both again.
+        """
+        sql = self._sql
+        if sql.lock:
+            cursor.execute(sql.lock, (_PG_LOCK,))
+        cursor.execute(sql.head)
+        head = cursor.fetchone()
+        seq, prev = (int(head[0]), str(head[1])) if head is not None else (0, GENESIS_HASH)
+        every = self.checkpoint_every if self.signing_key is not None else 0
         rows: list[tuple[int, str, str, str, str]] = []
         marks: list[tuple[int, str, str, str, str]] = []
         placed: list[AuditEntry] = []
-        with self._lock, db.raw_write("append to the audit log in") as cursor:
-            if db.dialect == "postgresql":
-                cursor.execute(f"SELECT pg_advisory_xact_lock({q})", (_PG_LOCK,))
-            cursor.execute(f"SELECT seq, entry_hash FROM {entries} ORDER BY seq DESC LIMIT 1")
-            head = cursor.fetchone()
-            seq, prev = (int(head[0]), str(head[1])) if head is not None else (0, GENESIS_HASH)
-            for clean in batch:
-                seq += 1
-                body = canonical_json({**clean, "seq": seq, "prev": prev})
-                digest = sha256_hex(body)
-                rows.append((seq, str(clean.get("request_id", ""))[:64], prev, digest, body))
-                if self.signing_key is not None and seq % self.checkpoint_every == 0:
-                    cp = self._checkpoint_row(seq, digest)
-                    marks.append((seq, digest, cp["key_id"], cp["body"], cp["signature"]))
-                placed.append(AuditEntry(seq=seq, entry_hash=digest))
-                prev = digest
-            cursor.executemany(
-                f"INSERT INTO {entries} (seq, request_id, prev_hash, entry_hash, body) "
-                f"VALUES ({q}, {q}, {q}, {q}, {q})",
-                rows,
-            )
-            if marks:
-                cursor.executemany(
-                    f"INSERT INTO {checkpoints} (seq, entry_hash, key_id, body, signature) "
-                    f"VALUES ({q}, {q}, {q}, {q}, {q})",
-                    marks,
-                )
+        for clean in batch:
+            seq += 1
+            clean["seq"] = seq
+            clean["prev"] = prev
+            body = canonical_json_str_keys(clean)  # _plain made every key a str
+            if "\\u0000" in body:  # maybe a NumPy string, which canonical_json cuts at NULs
+                body = canonical_json(clean)
+            digest = hashlib.sha256(body.encode("ascii")).hexdigest()
+            rows.append((seq, str(clean.get("request_id", ""))[:64], prev, digest, body))
+            if every and seq % every == 0:
+                cp = self._checkpoint_row(seq, digest)
+                marks.append((seq, digest, cp["key_id"], cp["body"], cp["signature"]))
+            placed.append(AuditEntry(seq=seq, entry_hash=digest))
+            prev = digest
+        _insert(cursor, sql.insert_entries, rows)
+        if marks:
+            _insert(cursor, sql.insert_checkpoints, marks)
         return placed
 
     def checkpoint(self) -> int | None:

@@ -75,7 +75,8 @@ class GroupCommitter(Generic[T, R]):
             raise UsageError("max_batch must be >= 1.")
         self._commit = commit
         self.max_batch = int(max_batch)
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # waited on with self._lock held
         self._queue: deque[_Slot[T, R]] = deque()
         self._leading = False
         self.batches = 0
@@ -94,49 +95,86 @@ class GroupCommitter(Generic[T, R]):
             If the transaction holding the item failed (the item is not stored).
         """
         slot: _Slot[T, R] = _Slot(item)
-        with self._cond:
-            self._queue.append(slot)
-        while True:
-            with self._cond:
-                while self._leading and not slot.done:
-                    self._cond.wait()
-                if slot.done:
-                    break
-                self._leading = True
-                batch = [
-                    self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))
-                ]
-            self._lead(batch)
-        if slot.error is not None:
-            err = slot.error
-            if isinstance(err, StoreError):
-                raise StoreError(str(err)) from err
-            raise StoreError(f"The batched write failed ({type(err).__name__}: {err}).") from err
-        return slot.result  # type: ignore[return-value]
+        self._wait_for((slot,))
+        return _result(slot)
 
-    def _lead(self, batch: list[_Slot[T, R]]) -> None:
-        ok = False
+    def submit_many(self, items: Sequence[T]) -> list[R]:
+        """Store ``items`` in order; return their results once all are committed.
+
+        The items are queued together, so they are committed in the same transaction
+        unless they are more than ``max_batch`` (then in consecutive ones).
+
+        Raises
+        ------
+        StoreError
+            If a transaction holding one of the items failed. Items of earlier
+            transactions of the call may be stored.
+        """
+        slots: list[_Slot[T, R]] = [_Slot(item) for item in items]
+        if not slots:
+            return []
+        self._wait_for(slots)
+        return [_result(slot) for slot in slots]
+
+    def _wait_for(self, slots: Sequence[_Slot[T, R]]) -> None:
+        """Queue ``slots``; lead or follow until the last of them is committed or failed.
+
+        Batches leave the queue in order, so the last slot is done last.
+        """
+        last = slots[-1]
+        queue = self._queue
+        with self._lock:
+            queue.extend(slots)
+            while not last.done:
+                if self._leading:
+                    self._cond.wait()
+                    continue
+                self._leading = True
+                batch = [queue.popleft() for _ in range(min(len(queue), self.max_batch))]
+                error: BaseException | None = None
+                finished = False
+                self._lock.release()
+                try:
+                    error = self._lead(batch)
+                    finished = True
+                finally:
+                    self._lock.acquire()
+                    if not finished:  # the leader was interrupted (KeyboardInterrupt, ...)
+                        error = StoreError("The batched write was interrupted.")
+                    self._settle(batch, error)
+
+    def _lead(self, batch: list[_Slot[T, R]]) -> BaseException | None:
+        """Commit ``batch`` (without the lock); the error that failed it, if any."""
         try:
             results = self._commit([s.item for s in batch])
             if len(results) != len(batch):
                 raise StoreError(
                     f"The commit returned {len(results)} results for {len(batch)} items."
                 )
-            for s, r in zip(batch, results, strict=True):
-                s.result = r
-            ok = True
         except Exception as err:
-            for s in batch:
-                s.error = err
-        finally:
-            with self._cond:
-                for s in batch:
-                    if not ok and s.error is None:  # the leader was interrupted
-                        s.error = StoreError("The batched write was interrupted.")
-                    s.done = True
-                if ok:
-                    self.batches += 1
-                    self.items += len(batch)
-                    self.largest_batch = max(self.largest_batch, len(batch))
-                self._leading = False
-                self._cond.notify_all()
+            return err
+        for s, r in zip(batch, results, strict=True):
+            s.result = r
+        return None
+
+    def _settle(self, batch: list[_Slot[T, R]], error: BaseException | None) -> None:
+        """Mark ``batch`` done (with the lock held) and wake every waiting caller."""
+        for s in batch:
+            s.error = error
+            s.done = True
+        if error is None:
+            self.batches += 1
+            self.items += len(batch)
+            self.largest_batch = max(self.largest_batch, len(batch))
+        self._leading = False
+        self._cond.notify_all()
+
+
+def _result(slot: _Slot[T, R]) -> R:
+    """The slot's result, or the StoreError that says why it was not stored."""
+    err = slot.error
+    if err is None:
+        return slot.result  # type: ignore[return-value]
+    if isinstance(err, StoreError):
+        raise StoreError(str(err)) from err
+    raise StoreError(f"The batched write failed ({type(err).__name__}: {err}).") from err

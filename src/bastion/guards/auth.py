@@ -48,7 +48,6 @@ from bastion.guards.outcome import deny
 __all__ = ["AuthGuard"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bastion"'}
-_CREDENTIAL_HEADERS = ("authorization", "x-api-key")
 
 
 class AuthGuard(Guard):
@@ -85,20 +84,34 @@ class AuthGuard(Guard):
         self.jwt = jwt
 
     @staticmethod
-    def _credential(headers: dict[str, str]) -> str | None:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        auth = lowered.get("authorization", "").strip()
+    def _split(headers: dict[str, str]) -> tuple[str | None, dict[str, str]]:
+        """The credential (None if absent, ``""`` if malformed) and the other headers.
+
+        Header names are matched case-insensitively; when a name appears in several
+        cases, the last one wins. One pass over the headers.
+        """
+        auth, key = "", ""
+        clean: dict[str, str] = {}
+        for name, value in headers.items():
+            lowered = name.lower()
+            if lowered == "authorization":
+                auth = value
+            elif lowered == "x-api-key":
+                key = value
+            else:
+                clean[name] = value
+        auth = auth.strip()
         if auth:
             scheme, _, value = auth.partition(" ")
             if scheme.lower() == "bearer" and value.strip():
-                return value.strip()
-            return ""
-        key = lowered.get("x-api-key", "").strip()
-        return key or None
+                return value.strip(), clean
+            return "", clean
+        key = key.strip()
+        return key or None, clean
 
     def before(self, request: GuardRequest) -> Decision:
         """Deny without a valid credential for this model; else set the principal."""
-        token = self._credential(request.headers)
+        token, clean = self._split(request.headers)
         if token is None:
             return deny(
                 "Authentication required: send an API key (Authorization: Bearer bst_...) or a "
@@ -107,23 +120,19 @@ class AuthGuard(Guard):
                 headers=_CHALLENGE,
             )
         try:
-            if token.startswith("bst_") and self.keys is not None:
+            is_key = token.startswith("bst_")
+            if is_key and self.keys is not None:
                 info = self.keys.verify(token, model=request.model)
-                principal, event = info.principal, {"credential": "api_key", "key_id": info.key_id}
-            elif self.jwt is not None and not token.startswith("bst_"):
+                principal = info.principal
+                event = {"reason": "authenticated", "credential": "api_key", "key_id": info.key_id}
+            elif self.jwt is not None and not is_key:
                 claims = self.jwt.verify(token, model=request.model)
                 principal = claims.principal
-                event = {"credential": "jwt", "subject": claims.principal}
+                event = {"reason": "authenticated", "credential": "jwt", "subject": principal}
             else:
                 raise CredentialRejected("The credential is not valid.", http_status=401)
         except CredentialRejected as err:
             headers = _CHALLENGE if err.http_status == 401 else {}
             return deny(str(err), http_status=err.http_status, headers=headers)
-        clean = {k: v for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
         authed = dataclasses.replace(request, principal=principal, headers=clean)
-        return Decision(
-            Action.TRANSFORM,
-            reason="authenticated",
-            payload=authed,
-            events=({"reason": "authenticated", **event},),
-        )
+        return Decision(Action.TRANSFORM, reason="authenticated", payload=authed, events=(event,))

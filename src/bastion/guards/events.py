@@ -112,14 +112,21 @@ class MetricsSink:
 
     def record(self, outcome: GuardOutcome) -> None:
         """Count the outcome."""
+        model = outcome.model
+        denied_by = outcome.decided_by if outcome.decided_by and not outcome.allowed else None
+        flagged = (
+            [str(e.get("guard")) for e in outcome.events if e.get("action") == "flag"]
+            if outcome.events
+            else ()
+        )
         with self._lock:
-            self._requests[(outcome.model, outcome.http_status)] += 1
-            self._latency[outcome.model] = self._latency.get(outcome.model, 0.0) + outcome.latency_s
-            if not outcome.allowed and outcome.decided_by:
-                self._denials[(outcome.model, outcome.decided_by)] += 1
-            for event in outcome.events:
-                if event.get("action") == "flag":
-                    self._flags[(outcome.model, str(event.get("guard")))] += 1
+            self._requests[(model, outcome.http_status)] += 1
+            latency = self._latency
+            latency[model] = latency.get(model, 0.0) + outcome.latency_s
+            if denied_by:
+                self._denials[(model, denied_by)] += 1
+            for guard in flagged:
+                self._flags[(model, guard)] += 1
 
     def snapshot(self) -> dict[str, dict[Any, Any]]:
         """A copy of every counter."""

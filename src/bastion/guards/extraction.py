@@ -38,9 +38,12 @@ True
 
 from __future__ import annotations
 
+import functools
+import math
 import threading
 import warnings
-from collections import OrderedDict, deque
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -54,6 +57,42 @@ from bastion.guards.base import Decision, Guard, GuardMeta, GuardRequest, GuardR
 __all__ = ["ExtractionMonitorGuard", "PradaMonitor", "PradaStatus"]
 
 
+def _shapiro_w_by_scipy(values: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(stats.shapiro(values).statistic)
+
+
+@functools.cache
+def _swilk_w() -> Callable[[np.ndarray], float] | None:
+    """``shapiro``'s own steps (sort, shift by the middle value, the SWILK kernel).
+
+    Called directly, without the wrapper's axis and NaN handling, which costs several
+    times the test itself. None when this SciPy has no such kernel or it does not
+    reproduce ``shapiro`` on two probes; ``shapiro`` is then used.
+    """
+    try:
+        from scipy.stats._ansari_swilk_statistics import swilk
+    except ImportError:  # pragma: no cover - another SciPy layout
+        return None
+
+    def w(values: np.ndarray) -> float:
+        y = np.sort(values)
+        y -= values[len(values) // 2]  # as shapiro does (SciPy gh-15777)
+        stat, _, _ = swilk(y, np.zeros(len(values) // 2), 0)
+        return float(stat)
+
+    rng = np.random.default_rng(0)
+    probes = [rng.gamma(2.0, size=257), np.round(rng.normal(size=300), 1)]
+    return w if all(w(p) == _shapiro_w_by_scipy(p) for p in probes) else None
+
+
+def _shapiro_w(values: np.ndarray) -> float:
+    """``scipy.stats.shapiro(values).statistic`` for finite values, not all equal."""
+    fast = _swilk_w()
+    return fast(values) if fast is not None else _shapiro_w_by_scipy(values)
+
+
 @dataclass(frozen=True)
 class PradaStatus:
     """A principal's standing after its latest queries."""
@@ -65,12 +104,83 @@ class PradaStatus:
     flagged: bool
 
 
+class _Growing:
+    """One class's growing set G_c: its members, the distances that grew it, T_c.
+
+    Members live in the first ``size`` rows of an array that doubles when full (up to
+    the largest size allowed), so a query's distances are one array expression.
+    """
+
+    __slots__ = ("active", "grown", "members", "size", "threshold")
+
+    def __init__(self, first: np.ndarray, limit: int) -> None:
+        self.members = np.empty((min(8, limit), len(first)))
+        self.members[0] = first
+        self.active = self.members[:1]  # the members so far
+        self.grown = np.empty(len(self.members))  # grown[i]: distance that added member i+1
+        self.size = 1
+        self.threshold = 0.0
+
+    def nearest(self, x: np.ndarray) -> float:
+        """Distance from ``x`` to the nearest member."""
+        diff = self.active - x
+        diff *= diff
+        return math.sqrt(float(np.minimum.reduce(np.add.reduce(diff, axis=1))))
+
+    def add(self, x: np.ndarray, d: float, limit: int) -> None:
+        """Make ``x`` (at distance ``d``) a member and raise T_c to mean - std of D_Gc."""
+        if self.size == len(self.members):
+            cap = min(2 * self.size, limit)
+            members = np.empty((cap, self.members.shape[1]))
+            members[: self.size] = self.members
+            grown = np.empty(cap)
+            grown[: self.size - 1] = self.grown[: self.size - 1]
+            self.members, self.grown = members, grown
+        self.members[self.size] = x
+        self.grown[self.size - 1] = d
+        self.size += 1
+        self.active = self.members[: self.size]
+        grown_d = self.grown[: self.size - 1]
+        self.threshold = max(self.threshold, float(np.mean(grown_d) - np.std(grown_d)))
+
+
+class _Distances:
+    """The last ``window`` distances: an array that grows to ``window``, then a ring."""
+
+    __slots__ = ("buf", "n", "pos", "window")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.buf = np.empty(min(64, window))
+        self.n = 0
+        self.pos = 0  # oldest value once full
+
+    def __len__(self) -> int:
+        return self.n
+
+    def append(self, d: float) -> None:
+        if self.n < self.window:
+            if self.n == len(self.buf):
+                buf = np.empty(min(2 * self.n, self.window))
+                buf[: self.n] = self.buf
+                self.buf = buf
+            self.buf[self.n] = d
+            self.n += 1
+        else:
+            self.buf[self.pos] = d
+            self.pos = (self.pos + 1) % self.window
+
+    def values(self) -> np.ndarray:
+        """The distances, oldest first."""
+        if self.pos == 0:
+            return self.buf[: self.n]
+        return np.concatenate((self.buf[self.pos :], self.buf[: self.pos]))
+
+
 @dataclass
 class _Client:
-    growing: dict[int, list[np.ndarray]] = field(default_factory=dict)
-    grown_d: dict[int, list[float]] = field(default_factory=dict)
-    thresholds: dict[int, float] = field(default_factory=dict)
-    distances: deque[float] = field(default_factory=deque)
+    distances: _Distances
+    growing: dict[int, _Growing] = field(default_factory=dict)
     queries: int = 0
     w: float | None = None
     flagged: bool = False
@@ -144,7 +254,7 @@ class PradaMonitor:
     def _client(self, principal: str) -> _Client:
         client = self._clients.get(principal)
         if client is None:
-            client = self._clients[principal] = _Client(distances=deque(maxlen=self.window))
+            client = self._clients[principal] = _Client(_Distances(self.window))
             while len(self._clients) > self.max_principals:
                 self._clients.popitem(last=False)
         else:
@@ -152,46 +262,44 @@ class PradaMonitor:
         return client
 
     def _one(self, client: _Client, x: np.ndarray, c: int) -> None:
-        members = client.growing.setdefault(c, [])
+        group = client.growing.get(c)
         client.queries += 1
-        if not members:
-            members.append(x)
-            client.grown_d[c] = []
-            client.thresholds[c] = 0.0
+        if group is None:
+            client.growing[c] = _Growing(x, self.max_growing)
             return
-        d = float(np.sqrt(((np.stack(members) - x) ** 2).sum(axis=1).min()))
+        d = group.nearest(x)
         if d == 0.0:
             return  # an exact repeat teaches an attacker nothing; it would only skew D
         client.distances.append(d)
-        if d > client.thresholds[c] and len(members) < self.max_growing:
-            members.append(x)
-            grown = client.grown_d[c]
-            grown.append(d)
-            client.thresholds[c] = max(client.thresholds[c], float(np.mean(grown) - np.std(grown)))
+        if d > group.threshold and group.size < self.max_growing:
+            group.add(x, d, self.max_growing)
 
     def _test(self, client: _Client) -> None:
         if len(client.distances) < self.min_distances:
             return
-        values = np.fromiter(client.distances, dtype=np.float64)
-        if np.ptp(values) == 0:
+        values = client.distances.values()
+        spread = float(np.ptp(values))
+        if spread == 0:
             w = 0.0  # all distances equal: as far from normal as it gets
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                w = float(stats.shapiro(values).statistic)
+        elif math.isfinite(spread):
+            w = _shapiro_w(values)
+        else:  # NaN or infinite distances: whatever shapiro makes of them
+            w = _shapiro_w_by_scipy(values)
         client.w = w
         client.flagged = client.flagged or w < self.delta
 
     def observe(self, principal: str, rows: Any, classes: Any) -> PradaStatus:
         """Add a principal's queries (rows and their predicted classes); test; report."""
         x = self._prepare(rows)
-        cls = np.asarray(classes, dtype=np.int64).reshape(-1)
+        cls = np.asarray(classes, dtype=np.int64)
+        if cls.ndim != 1:
+            cls = cls.reshape(-1)
         if len(cls) != len(x):
             raise UsageError(f"Got {len(x)} rows but {len(cls)} predicted classes.")
         with self._lock:
             client = self._client(principal)
-            for row, c in zip(x, cls, strict=True):
-                self._one(client, row, int(c))
+            for row, c in zip(x, cls.tolist(), strict=True):
+                self._one(client, row, c)
                 if client.queries % self.test_every == 0:
                     self._test(client)
             return PradaStatus(

@@ -130,6 +130,9 @@ class LimitVerdict:
     impossible: bool = False
 
 
+_ALLOWED = LimitVerdict(True)
+
+
 @runtime_checkable
 class Limiter(Protocol):
     """A backend that atomically checks and charges several limits."""
@@ -192,8 +195,10 @@ class MemoryLimiter:
             tokens_now: list[float] = []
             for i, (key, rule) in enumerate(demands):
                 if isinstance(rule, TokenBucket):
-                    tokens, ts, _ = self._buckets.get(key, (float(rule.burst), now, rule))
-                    tokens = min(float(rule.burst), tokens + max(0.0, now - ts) * rule.rate)
+                    state = self._buckets.get(key)
+                    tokens = float(rule.burst)  # a new bucket starts full
+                    if state is not None:
+                        tokens = min(tokens, state[0] + max(0.0, now - state[1]) * rule.rate)
                     tokens_now.append(tokens)
                     if cost > rule.burst:
                         return LimitVerdict(False, 0.0, i, impossible=True)
@@ -225,7 +230,7 @@ class MemoryLimiter:
                     window.total += cost
                     window.ts.append(now)
                     window.cum.append(window.total)
-            return LimitVerdict(True)
+            return _ALLOWED
 
     def _sweep(self, now: float) -> None:
         for key, window in list(self._windows.items()):

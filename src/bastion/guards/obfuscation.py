@@ -40,6 +40,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -59,6 +60,43 @@ __all__ = [
 ]
 
 _EPS = 1e-7
+_FEW_VALUES = 256  # up to this many scores, top-k and rounding run on Python floats
+
+
+def _top_k_and_round(
+    rows: list[list[float]], top_k: int | None, decimals: int | None
+) -> list[list[float]] | None:
+    """Top-k and rounding of a few rows of floats, value for value as the NumPy path.
+
+    Keeps the ``top_k`` largest of each row (ties to the lower index, as a stable
+    sort of ``-s``) and zeroes the rest, then rounds as ``np.round`` does: multiply by
+    ``10**decimals``, round half to even, divide (the sign of zero kept). None when a
+    value is not finite (NaN orders differently here); the caller then uses NumPy.
+    """
+    scale = float(10**decimals) if decimals is not None else 1.0
+    out = []
+    for row in rows:
+        for v in row:
+            if v - v != 0.0:  # NaN or infinite
+                return None
+        if top_k is not None and top_k < len(row):
+            keep = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:top_k]
+            kept = [0.0] * len(row)
+            for i in keep:
+                kept[i] = row[i]
+            row = kept
+        if decimals is not None:
+            row = [_round_half_even(v, scale) for v in row]
+        out.append(row)
+    return out
+
+
+def _round_half_even(v: float, scale: float) -> float:
+    """``np.round(v, decimals)`` for one finite float, with ``scale = 10**decimals``."""
+    y = v * scale
+    if y - y != 0.0:  # overflowed: rint keeps inf, and inf / scale is inf
+        return y / scale
+    return math.copysign(round(y) / scale, v)
 
 
 def reverse_sigmoid(p: np.ndarray, beta: float, gamma: float) -> np.ndarray:
@@ -111,13 +149,21 @@ class ObfuscationPolicy:
 
     def apply(self, scores: np.ndarray) -> np.ndarray:
         """The obfuscated outputs for scores ``(n, c)``; labels ``(n,)`` when label-only."""
-        s = np.asarray(scores, dtype=np.float64)
+        s = np.asarray(scores)
+        if s.dtype != np.float32:  # float32 is read exactly as float64 (tolist, argmax)
+            s = np.asarray(s, dtype=np.float64)
         if s.ndim != 2:
-            return s  # labels already
+            return np.asarray(s, dtype=np.float64)  # labels already
         if self.label_only:
             return np.asarray(s.argmax(axis=1), dtype=np.int64)
         if self.reverse_sigmoid is not None:
             s = reverse_sigmoid(s, *self.reverse_sigmoid)
+        if s.size <= _FEW_VALUES and (self.top_k is not None or self.decimals is not None):
+            rows = _top_k_and_round(s.tolist(), self.top_k, self.decimals)
+            if rows is not None:
+                out = np.array(rows, dtype=np.float64)
+                return out if out.ndim == 2 else out.reshape(s.shape)
+        s = np.asarray(s, dtype=np.float64)
         if self.top_k is not None and self.top_k < s.shape[1]:
             keep = np.argsort(-s, axis=1, kind="stable")[:, : self.top_k]
             mask = np.zeros_like(s, dtype=bool)

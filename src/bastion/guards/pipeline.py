@@ -20,9 +20,11 @@ the :class:`~bastion.guards.outcome.GuardOutcome` *before* it is returned; a
 A guard that raises is treated as a denial with status 500 (fail closed); model
 errors become 422 (bad input), 429 (query budget) or 502 (model failure).
 
-The pipeline sets two request headers that guards may rely on, replacing anything a
-caller sent under the same names: ``x-bastion-request-id`` and
-``x-bastion-model-version``.
+The pipeline sets request headers that guards may rely on, replacing anything a caller
+sent under the same names: ``x-bastion-request-id`` and ``x-bastion-model-version``
+for every hook, and ``x-bastion-input-digest`` (the digest the audit entry records for
+the inputs the model saw, see :func:`digest_inputs`) for the *after* hooks, so a signed
+output names the same request digest as the audit log without hashing it twice.
 
 Examples
 --------
@@ -67,7 +69,14 @@ from bastion.guards.events import EventSink
 from bastion.guards.outcome import Extras, GuardOutcome
 from bastion.targets.base import Capability, Target
 
-__all__ = ["MODEL_VERSION_HEADER", "REQUEST_ID_HEADER", "Guarded", "count_rows", "digest_inputs"]
+__all__ = [
+    "INPUT_DIGEST_HEADER",
+    "MODEL_VERSION_HEADER",
+    "REQUEST_ID_HEADER",
+    "Guarded",
+    "count_rows",
+    "digest_inputs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +85,9 @@ REQUEST_ID_HEADER = "x-bastion-request-id"
 
 MODEL_VERSION_HEADER = "x-bastion-model-version"
 """Header the pipeline sets to the served model's version."""
+
+INPUT_DIGEST_HEADER = "x-bastion-input-digest"
+"""Header set for the *after* hooks to :func:`digest_inputs` of the model's inputs."""
 
 _RESERVED_PREFIX = "x-bastion-"
 
@@ -97,10 +109,37 @@ def count_rows(inputs: Any) -> int:
     return 1
 
 
-def digest_inputs(inputs: Any) -> str:
-    """``sha256:<hex>`` of a batch: of its bytes for numeric arrays, else of its JSON form."""
+def digest_inputs(inputs: Any, dtype: str | None = None) -> str:
+    """``sha256:<hex>`` of a batch: of its bytes for numeric arrays, else of its JSON form.
+
+    Parameters
+    ----------
+    inputs : array-like
+        The batch.
+    dtype : str or None
+        The model's input dtype. When given, a batch sent as nested lists of numbers is
+        digested as the array of that dtype the model receives, which is what
+        :func:`bastion.guards.canonical.request_digest` computes on the client side;
+        a batch that is not a rectangular array of numbers keeps its JSON digest.
+
+    Examples
+    --------
+    >>> from bastion.guards.canonical import request_digest
+    >>> digest_inputs([[0.5, 1.0]], "float32") == request_digest([[0.5, 1.0]])
+    True
+    >>> digest_inputs([[0.5], "x"], "float32") == digest_inputs([[0.5], "x"])
+    True
+    """
     if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "biuf":
         return array_digest(inputs)
+    if dtype is not None and isinstance(inputs, list | tuple):
+        try:  # a number the dtype cannot hold keeps the JSON digest: no two collide
+            with np.errstate(over="raise", invalid="raise"):
+                arr = np.asarray(inputs, dtype=np.dtype(dtype))
+        except (TypeError, ValueError, OverflowError, FloatingPointError):
+            arr = None
+        if arr is not None and arr.dtype.kind in "biuf":
+            return array_digest(arr)
     try:
         text = canonical_json(inputs.tolist() if isinstance(inputs, np.ndarray) else inputs)
     except (UsageError, TypeError, ValueError, RecursionError, OverflowError):
@@ -158,6 +197,7 @@ class Guarded:
         )
         self._before = [g for g in self.guards if _overrides(g, "before")]
         self._after = [g for g in self.guards if _overrides(g, "after")]
+        self._dtype = str(target.input_spec.dtype)
 
     # -- in-process conveniences ------------------------------------------------------
     def handle_inputs(
@@ -197,15 +237,36 @@ class Guarded:
     def handle(self, request: GuardRequest) -> GuardOutcome:
         """Run one request through before-hooks, the model and after-hooks; record it.
 
+        Equivalent to ``self.record(self.run(request))``.
+
         Raises
         ------
         StoreError
             Only when a critical sink (the audit log) cannot record the request; the
             answer is then not released.
         """
-        run = _Run(self, request)
-        outcome = run.execute()
-        for sink in self.sinks:
+        outcome = self.run(request)
+        self.record(outcome)
+        return outcome
+
+    def run(self, request: GuardRequest) -> GuardOutcome:
+        """Run one request through the hooks and the model without recording it.
+
+        A caller that records the outcome itself (the gateway writes the audit entry
+        from its event loop) must call :meth:`record` before releasing the answer.
+        """
+        return _Run(self, request).execute()
+
+    def record(self, outcome: GuardOutcome, sinks: Sequence[EventSink] | None = None) -> None:
+        """Give ``outcome`` to ``sinks`` (default: all of this pipeline's sinks) in order.
+
+        Raises
+        ------
+        StoreError
+            When a critical sink fails; the answer must then not be released. Other
+            sinks' failures are logged and ignored.
+        """
+        for sink in self.sinks if sinks is None else sinks:
             try:
                 sink.record(outcome)
             except Exception as err:
@@ -217,7 +278,6 @@ class Guarded:
                         f"request {outcome.request_id} was not released."
                     ) from err
                 log.warning("event sink %s failed: %s", type(sink).__name__, err)
-        return outcome
 
     def __repr__(self) -> str:
         ids = ", ".join(g.meta.id for g in self.guards)
@@ -240,6 +300,7 @@ class _Run:
         self.headers: dict[str, str] = {}
         self.fields: dict[str, Any] = {}
         self.n_rows = count_rows(request.inputs)
+        self.input_digest: str | None = None
         self.request = self._stamp(request)
 
     def _stamp(self, request: GuardRequest) -> GuardRequest:
@@ -267,6 +328,8 @@ class _Run:
         except _ModelFailure as failure:
             return self._finish(None, failure.status, failure.reason, "model")
         response = GuardResponse(outputs=outputs)
+        if self.owner._after:
+            self.request.headers[INPUT_DIGEST_HEADER] = self._input_digest()
         for guard in self.owner._after:
             decision = self._call(guard, guard.after, self.request, response)
             if decision.action is Action.TRANSFORM:
@@ -372,12 +435,18 @@ class _Run:
             events=tuple(self.events),
             headers=dict(self.headers),
             fields=dict(self.fields),
-            input_digest=digest_inputs(self.request.inputs),
+            input_digest=self._input_digest(),
             output_digest=array_digest(outputs) if outputs is not None and status == 200 else "",
             started_at=self.started,
             latency_s=time.perf_counter() - self.t0,
             n_rows=self.n_rows,
         )
+
+    def _input_digest(self) -> str:
+        """The digest of the inputs the model received (or would have), computed once."""
+        if self.input_digest is None:
+            self.input_digest = digest_inputs(self.request.inputs, self.owner._dtype)
+        return self.input_digest
 
 
 class _ModelFailure(Exception):

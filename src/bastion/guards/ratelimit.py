@@ -44,6 +44,10 @@ from bastion.guards.pipeline import count_rows
 
 __all__ = ["RateLimitGuard"]
 
+_ALLOW = Decision.allow()
+_MAX_CACHED = 10_000
+"""Most (principal, model) pairs whose limit keys are kept; the cache restarts beyond."""
+
 
 class RateLimitGuard(Guard):
     """Token-bucket rate limits and rolling query quotas, in memory or in Redis.
@@ -79,6 +83,9 @@ class RateLimitGuard(Guard):
             )
         self.limits: tuple[Limit, ...] = tuple(rules)
         self.backend: Limiter = backend if backend is not None else MemoryLimiter()
+        # (principal, model) -> the (key, limit) pairs it is charged against.
+        self._demands: dict[tuple[str, str], tuple[tuple[str, Limit], ...]] = {}
+        self._demands_for = self.limits
 
     @staticmethod
     def _key(rule: Limit, request: GuardRequest) -> str:
@@ -86,13 +93,24 @@ class RateLimitGuard(Guard):
         scoped = {"principal": f"p={p}", "model": f"m={m}", "principal_model": f"p={p}&m={m}"}
         return f"{rule.fingerprint}:{scoped[rule.per]}"
 
+    def _demands_of(self, request: GuardRequest) -> tuple[tuple[str, Limit], ...]:
+        """The request's (key, limit) pairs, built once per (principal, model)."""
+        who = (request.principal, request.model)
+        demands = self._demands.get(who)
+        if demands is None or self._demands_for is not self.limits:
+            demands = tuple((self._key(rule, request), rule) for rule in self.limits)
+            if len(self._demands) >= _MAX_CACHED or self._demands_for is not self.limits:
+                self._demands.clear()
+                self._demands_for = self.limits
+            self._demands[who] = demands
+        return demands
+
     def before(self, request: GuardRequest) -> Decision:
         """Charge the request's rows, or refuse with 429 and Retry-After (413 if too big)."""
         cost = max(1, count_rows(request.inputs))
-        demands = [(self._key(rule, request), rule) for rule in self.limits]
-        verdict = self.backend.acquire(demands, cost)
+        verdict = self.backend.acquire(self._demands_of(request), cost)
         if verdict.allowed:
-            return Decision.allow()
+            return _ALLOW
         rule = self.limits[verdict.refused_by or 0]
         if verdict.impossible:
             return deny(

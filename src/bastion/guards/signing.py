@@ -14,7 +14,10 @@ and the signature is over its canonical JSON (:func:`bastion.guards.canonical.ca
 sorted keys, compact, ASCII), base64url-encoded. ``request_digest`` is SHA-256 over
 the validated input array (:func:`~bastion.guards.canonical.request_digest` with the
 model's input dtype; put ``input.validation`` in the pipeline so the inputs are that
-array). :func:`verify_signed_output` — and ``bastion verify-response`` — check the
+array); behind :class:`~bastion.guards.Guarded` it is the digest the pipeline records
+in the audit entry, which it hands to the *after* hooks in the
+``x-bastion-input-digest`` header, so the request is not hashed twice.
+:func:`verify_signed_output` — and ``bastion verify-response`` — check the
 signature, that the response's ``outputs`` are the signed ones, and optionally the
 request, model and freshness, so a consumer can prove the answer was not altered
 between the model and itself (OWASP ML09, output integrity). The guard runs last
@@ -55,18 +58,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from bastion.errors import UsageError
 from bastion.findings import CatalogRefs
-from bastion.guards.base import Decision, Guard, GuardMeta, GuardRequest, GuardResponse
+from bastion.guards.base import Action, Decision, Guard, GuardMeta, GuardRequest, GuardResponse
 from bastion.guards.canonical import (
+    STAMP_FORMAT,
     array_digest,
     b64url_decode,
     b64url_encode,
     canonical_json,
+    canonical_json_str_keys,
     jsonable,
     request_digest,
+    utc_stamp,
 )
 from bastion.guards.errors import SignatureInvalid
-from bastion.guards.outcome import allow_with
-from bastion.guards.pipeline import MODEL_VERSION_HEADER, REQUEST_ID_HEADER, digest_inputs
+from bastion.guards.outcome import Extras
+from bastion.guards.pipeline import (
+    INPUT_DIGEST_HEADER,
+    MODEL_VERSION_HEADER,
+    REQUEST_ID_HEADER,
+    digest_inputs,
+)
 from bastion.guards.signing_keys import key_id
 
 __all__ = ["OutputSigner", "SignedOutput", "sign_document", "verify_signed_output"]
@@ -83,6 +94,7 @@ _FIELDS = (
     "timestamp",
 )
 _CLOCK_SKEW_S = 60.0
+_NUMERIC_KINDS = frozenset("biuf")  # dtype kinds whose tolist() is JSON numbers and booleans
 
 
 def sign_document(document: Mapping[str, Any], key: Ed25519PrivateKey) -> str:
@@ -131,32 +143,70 @@ class OutputSigner(Guard):
         self._clock = clock
 
     def document(self, request: GuardRequest, outputs: np.ndarray) -> dict[str, Any]:
-        """The document that gets signed for this request and output."""
-        inputs = request.inputs
-        digest = (
-            array_digest(inputs)
-            if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "iuf"
-            else digest_inputs(inputs)
+        """The document that gets signed for this request and output.
+
+        Raises
+        ------
+        UsageError
+            If an output is NaN or infinite (canonical JSON has no spelling for it).
+        """
+        return self._document(request, jsonable(np.asarray(outputs)))
+
+    def after(self, request: GuardRequest, response: GuardResponse) -> Decision:
+        """Attach ``{"signature": {"signed": doc, "signature": sig}}`` to the response."""
+        outputs = np.asarray(response.outputs)
+        # Numeric arrays become JSON numbers in one call; a non-finite one is refused
+        # when the document is encoded, with the same UsageError as document() raises.
+        output = outputs.tolist() if outputs.dtype.kind in _NUMERIC_KINDS else jsonable(outputs)
+        doc = self._document(request, output)
+        signature = b64url_encode(self.key.sign(_signed_text(doc)))
+        return Decision(
+            Action.ALLOW,
+            payload=Extras(
+                headers={}, fields={"signature": {"signed": doc, "signature": signature}}
+            ),
         )
-        stamp = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def _document(self, request: GuardRequest, output: Any) -> dict[str, Any]:
+        headers = request.headers
         return {
             "v": 1,
             "alg": "Ed25519",
             "kid": self.kid,
-            "request_id": request.headers.get(REQUEST_ID_HEADER, ""),
-            "request_digest": digest,
+            "request_id": headers.get(REQUEST_ID_HEADER, ""),
+            "request_digest": headers.get(INPUT_DIGEST_HEADER) or _digest(request.inputs),
             "model": request.model,
-            "model_version": request.headers.get(MODEL_VERSION_HEADER, ""),
-            "output": jsonable(np.asarray(outputs)),
-            "timestamp": stamp,
+            "model_version": headers.get(MODEL_VERSION_HEADER, ""),
+            "output": output,
+            "timestamp": utc_stamp(self._clock()),
         }
 
-    def after(self, request: GuardRequest, response: GuardResponse) -> Decision:
-        """Attach ``{"signature": {"signed": doc, "signature": sig}}`` to the response."""
-        doc = self.document(request, response.outputs)
-        return allow_with(
-            fields={"signature": {"signed": doc, "signature": sign_document(doc, self.key)}}
-        )
+
+def _signed_text(doc: dict[str, Any]) -> bytes:
+    """The canonical JSON of a document built by :meth:`OutputSigner._document`, as bytes.
+
+    Its keys are ``str`` and its output plain lists, so the unchecked encoder applies
+    when the fields taken from the request are plain ``str`` too (always, behind the
+    pipeline); a non-finite output is refused by :func:`canonical_json`, which names it.
+    """
+    if (
+        type(doc["request_id"]) is str
+        and type(doc["model"]) is str
+        and type(doc["model_version"]) is str
+        and type(doc["request_digest"]) is str
+    ):
+        try:
+            return canonical_json_str_keys(doc).encode("ascii")
+        except Exception:  # canonical_json below raises the error that names the value
+            pass
+    return canonical_json(doc).encode("ascii")
+
+
+def _digest(inputs: Any) -> str:
+    """The request digest when the pipeline did not supply it (the signer used alone)."""
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "iuf":
+        return array_digest(inputs)
+    return digest_inputs(inputs)
 
 
 def _fail(message: str) -> SignatureInvalid:
@@ -232,7 +282,7 @@ def verify_signed_output(
     if model is not None and doc["model"] != model:
         raise _fail(f"The output was signed for model {doc['model']!r}, not {model!r}.")
     try:
-        stamp = datetime.strptime(doc["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        stamp = datetime.strptime(doc["timestamp"], STAMP_FORMAT).replace(tzinfo=UTC)
     except (TypeError, ValueError):
         raise _fail(f"The signed timestamp {doc['timestamp']!r} is malformed.") from None
     if max_age_s is not None:

@@ -56,7 +56,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.attacks.evasion.budget import Domain
 from bastion.attacks.evasion.units import Units
@@ -95,15 +95,6 @@ class AdversarialTrainingParams(BaseModel):
     beta: float = Field(6.0, ge=0, allow_inf_nan=False)
     seed: int | None = None
     loop: Any = None
-
-
-def _format(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "parameters"
-    return (
-        f"The '{where}' parameter of evasion.adversarial_training is invalid "
-        f"({first['msg']}); fix it."
-    )
 
 
 def accuracy(module: torch.nn.Module, x: np.ndarray, y: np.ndarray, device: torch.device) -> float:
@@ -225,11 +216,8 @@ class AdversarialTraining(Remedy):
     Params: ClassVar[type[AdversarialTrainingParams]] = AdversarialTrainingParams
 
     def validated(self) -> AdversarialTrainingParams:
-        """The parameters, validated; :class:`UsageError` with one sentence otherwise."""
-        try:
-            p = AdversarialTrainingParams(**self.params)
-        except ValidationError as err:
-            raise UsageError(_format(err)) from None
+        """The parameters, validated; :class:`UsageError` with one sentence per problem."""
+        p = self.validated_params(AdversarialTrainingParams)
         if p.units == "range" and p.norm == "linf" and p.eps > 1:
             raise UsageError(
                 f"The 'eps' parameter of evasion.adversarial_training is {p.eps:g}, but L∞ "

@@ -17,15 +17,25 @@ Examples
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from bastion.data.dataset import Dataset
+from bastion.errors import UsageError
 from bastion.findings import CatalogRefs
+from bastion.probes.base import format_validation_error
 from bastion.probes.context import ProbeContext
 from bastion.targets.base import Capability, Target
 
-__all__ = ["Remedy", "RemedyMeta", "RemedyResult"]
+__all__ = ["ErrorFormatter", "Remedy", "RemedyMeta", "RemedyResult"]
+
+P = TypeVar("P", bound=BaseModel)
+
+#: ``formatter(owner, err) -> message``: one sentence per problem of ``err``.
+ErrorFormatter = Callable[[str, ValidationError], str]
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,57 @@ class Remedy(ABC):
 
     def __init__(self, **params: Any) -> None:
         self.params = params
+
+    def validated_params(
+        self, model: type[P], *, formatter: ErrorFormatter = format_validation_error
+    ) -> P:
+        """Build ``model`` from :attr:`params`; a :class:`UsageError` on bad parameters.
+
+        Parameters
+        ----------
+        model : type of pydantic.BaseModel
+            The remedy's parameter model (usually its ``Params``).
+        formatter : callable, default :func:`~bastion.probes.base.format_validation_error`
+            ``formatter(owner, err) -> str`` turns the pydantic error into the
+            message; ``owner`` is the remedy's ``meta.id``. Pass one that never
+            repeats values when a parameter could hold a secret.
+
+        Returns
+        -------
+        P
+            The validated parameters, an instance of ``model``.
+
+        Raises
+        ------
+        UsageError
+            When ``model`` rejects :attr:`params`, with one sentence per problem.
+
+        Examples
+        --------
+        >>> from pydantic import BaseModel, ConfigDict, Field
+        >>> from bastion.findings import CatalogRefs
+        >>> class Params(BaseModel):
+        ...     model_config = ConfigDict(extra="forbid")
+        ...     eps: float = Field(0.1, gt=0)
+        >>> class Demo(Remedy):
+        ...     meta = RemedyMeta(id="remedy.demo", title="Demo", catalog=CatalogRefs(),
+        ...                       verified_by=())
+        ...     def apply(self, target, data, context):
+        ...         raise NotImplementedError
+        >>> Demo(eps=0.5).validated_params(Params).eps
+        0.5
+        >>> for bad in ({"eps": -1}, {"epsilon": 1}):
+        ...     try:
+        ...         Demo(**bad).validated_params(Params)
+        ...     except UsageError as err:
+        ...         print(err)
+        The 'eps' parameter of remedy.demo input should be greater than 0; got -1.
+        remedy.demo has no parameter 'epsilon'.
+        """
+        try:
+            return model(**self.params)
+        except ValidationError as err:
+            raise UsageError(formatter(self.meta.id, err)) from None
 
     @abstractmethod
     def apply(self, target: Target, data: Dataset, context: ProbeContext) -> RemedyResult:

@@ -39,10 +39,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.data.dataset import Dataset
-from bastion.errors import TargetError, UsageError
+from bastion.errors import TargetError
 from bastion.findings import CatalogRefs
 from bastion.guards.squeezing import Squeezers
 from bastion.probes.context import ProbeContext
@@ -103,15 +103,7 @@ class InputRestoration(Remedy):
 
     def apply(self, target: Target, data: Dataset | None, context: ProbeContext) -> RemedyResult:
         """Return a restored copy of ``target``."""
-        try:
-            p = InputRestorationParams(**self.params)
-        except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(x) for x in first["loc"]) or "parameters"
-            raise UsageError(
-                f"The '{where}' parameter of evasion.input_restoration is invalid "
-                f"({first['msg']}); fix it."
-            ) from None
+        p = self.validated_params(InputRestorationParams)
         if not isinstance(target, TorchTarget):
             raise TargetError(
                 f"evasion.input_restoration wraps torch models; {target.name!r} is a "

@@ -51,13 +51,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.certification.noise import GaussianNoise
 from bastion.certification.sampling import BaseClassifier
 from bastion.certification.target import SmoothedTarget
 from bastion.data.dataset import Dataset
-from bastion.errors import DataError, TargetError, UsageError
+from bastion.errors import DataError, TargetError
 from bastion.findings import CatalogRefs, wilson_interval
 from bastion.probes.context import ProbeContext
 from bastion.remedies.base import Remedy, RemedyMeta, RemedyResult
@@ -83,12 +83,6 @@ class RandomizedSmoothingParams(BaseModel):
     n: int = Field(100, ge=1, le=10_000_000)
     alpha: float = Field(0.001, gt=0, lt=1)
     noise_batch_size: int = Field(1000, ge=1, le=1_000_000)
-
-
-def _format(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "parameters"
-    return f"The '{where}' parameter of {_ID} is invalid ({first['msg']}); fix it."
 
 
 def _accuracy(
@@ -158,11 +152,8 @@ class RandomizedSmoothing(Remedy):
     Params: ClassVar[type[RandomizedSmoothingParams]] = RandomizedSmoothingParams
 
     def validated(self) -> RandomizedSmoothingParams:
-        """The parameters, validated; :class:`UsageError` with one sentence otherwise."""
-        try:
-            return RandomizedSmoothingParams(**self.params)
-        except ValidationError as err:
-            raise UsageError(_format(err)) from None
+        """The parameters, validated; :class:`UsageError` with one sentence per problem."""
+        return self.validated_params(RandomizedSmoothingParams)
 
     def apply(self, target: Target, data: Dataset, context: ProbeContext) -> RemedyResult:
         """Return the smoothed (and, with ``epochs > 0``, noise-trained) copy of ``target``."""

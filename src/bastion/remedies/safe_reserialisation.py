@@ -70,7 +70,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.artifacts.convert import (
     ConversionRefused,
@@ -105,12 +105,6 @@ class SafeReserialisationParams(BaseModel):
     atol: float = Field(0.0, ge=0, allow_inf_nan=False)
     max_rows: int = Field(10_000, ge=1)
     overwrite: bool = True
-
-
-def _format(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "parameters"
-    return f"The '{where}' parameter of {_ID} is invalid ({first['msg']}); fix it."
 
 
 class SafeReserialisation(Remedy):
@@ -154,11 +148,8 @@ class SafeReserialisation(Remedy):
     Params: ClassVar[type[SafeReserialisationParams]] = SafeReserialisationParams
 
     def validated(self) -> SafeReserialisationParams:
-        """The parameters, validated; :class:`UsageError` with one sentence otherwise."""
-        try:
-            return SafeReserialisationParams(**self.params)
-        except ValidationError as err:
-            raise UsageError(_format(err)) from None
+        """The parameters, validated; :class:`UsageError` with one sentence per problem."""
+        return self.validated_params(SafeReserialisationParams)
 
     def apply(self, target: Target, data: Dataset, context: ProbeContext) -> RemedyResult:
         """Scan, safely load, re-write and re-load the target's model file."""

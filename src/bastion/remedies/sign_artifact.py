@@ -98,23 +98,23 @@ class SignArtifactParams(BaseModel):
     workers: int | None = Field(None, ge=1)
 
 
-def _format(err: ValidationError) -> str:
+def _format(owner: str, err: ValidationError) -> str:
     """One sentence per problem that never repeats a value (it could be a secret)."""
     parts = []
     for problem in err.errors():
         name = ".".join(str(p) for p in problem["loc"]) or "parameters"
         if problem["type"] == "extra_forbidden" and any(w in name.lower() for w in _SECRET_WORDS):
             parts.append(
-                f"{_ID} never takes a passphrase in its parameters, where it would be stored "
+                f"{owner} never takes a passphrase in its parameters, where it would be stored "
                 "with the configuration; export it in an environment variable and name that "
                 "variable with passphrase_env"
             )
         elif problem["type"] == "extra_forbidden":
-            parts.append(f"{_ID} has no parameter {name!r}")
+            parts.append(f"{owner} has no parameter {name!r}")
         elif problem["type"] == "missing":
-            parts.append(f"{_ID} needs the '{name}' parameter (e.g. --param {name}=PATH)")
+            parts.append(f"{owner} needs the '{name}' parameter (e.g. --param {name}=PATH)")
         else:
-            parts.append(f"the '{name}' parameter of {_ID} is invalid ({problem['msg']})")
+            parts.append(f"the '{name}' parameter of {owner} is invalid ({problem['msg']})")
     return "; ".join(parts) + "."
 
 
@@ -162,11 +162,8 @@ class SignArtifact(Remedy):
     Params: ClassVar[type[SignArtifactParams]] = SignArtifactParams
 
     def validated(self) -> SignArtifactParams:
-        """The parameters, validated; :class:`UsageError` with one sentence otherwise."""
-        try:
-            return SignArtifactParams(**self.params)
-        except ValidationError as err:
-            raise UsageError(_format(err)) from None
+        """The parameters, validated; :class:`UsageError` with one sentence per problem."""
+        return self.validated_params(SignArtifactParams, formatter=_format)
 
     def apply(self, target: Target, data: Dataset, context: ProbeContext) -> RemedyResult:
         """Scan, then sign the target's model file; the target itself is unchanged."""

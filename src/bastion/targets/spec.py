@@ -17,6 +17,9 @@ Examples
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,59 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from bastion.errors import DataError
 
 __all__ = ["InputSpec"]
+
+_TOL = 1e-6
+"""Slack of :meth:`InputSpec.check` on the declared bounds (float rounding in transforms)."""
+
+_MIN = np.minimum.reduce
+_MAX = np.maximum.reduce
+
+
+@dataclass(frozen=True, eq=False)
+class _Derived:
+    """Constants derived once from a spec's shape and bounds (read-only arrays).
+
+    ``shape``, ``lower`` and ``upper`` are the field objects they were derived from, so
+    a copy made with ``model_copy(update=...)`` (which copies cached values too) is
+    noticed and rebuilt. Compared by identity (``eq=False``): pydantic's ``==`` first
+    compares the whole instance dicts, cache included, and arrays have no truth value.
+    """
+
+    shape: tuple[int, ...]
+    lower: float | list[float] | None
+    upper: float | list[float] | None
+    lo: np.ndarray
+    hi: np.ndarray
+    lo_tol: np.ndarray
+    hi_tol: np.ndarray
+    uniform: tuple[float, float] | None
+    """``(lo - tol, hi + tol)`` as floats when every feature has the same bounds."""
+
+    @classmethod
+    def of(cls, spec: InputSpec) -> _Derived:
+        n = spec.n_features
+        lo = np.full(n, -np.inf) if spec.lower is None else _flat_bound(spec.lower, n)
+        hi = np.full(n, np.inf) if spec.upper is None else _flat_bound(spec.upper, n)
+        lo_tol, hi_tol = lo - _TOL, hi + _TOL
+        uniform = None
+        if n and (lo_tol == lo_tol[0]).all() and (hi_tol == hi_tol[0]).all():
+            uniform = (float(lo_tol[0]), float(hi_tol[0]))
+        for arr in (lo, hi, lo_tol, hi_tol):
+            arr.flags.writeable = False
+        return cls(
+            shape=spec.shape,
+            lower=spec.lower,
+            upper=spec.upper,
+            lo=lo,
+            hi=hi,
+            lo_tol=lo_tol,
+            hi_tol=hi_tol,
+            uniform=uniform,
+        )
+
+
+def _flat_bound(bound: float | list[float], n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(bound, dtype=np.float64), (n,)).copy()
 
 
 class InputSpec(BaseModel):
@@ -86,7 +142,24 @@ class InputSpec(BaseModel):
     @property
     def n_features(self) -> int:
         """Number of scalar features in one row."""
-        return int(np.prod(self.shape)) if self.shape else 1
+        return math.prod(self.shape) if self.shape else 1
+
+    @cached_property
+    def _derived_cache(self) -> _Derived:
+        return _Derived.of(self)
+
+    @property
+    def _derived(self) -> _Derived:
+        """The derived constants, rebuilt if a field was swapped by ``model_copy``."""
+        derived = self._derived_cache
+        if not (
+            derived.shape is self.shape
+            and derived.lower is self.lower
+            and derived.upper is self.upper
+        ):
+            derived = _Derived.of(self)
+            self.__dict__["_derived_cache"] = derived
+        return derived
 
     def _index(self, names: list[str]) -> list[int]:
         assert self.feature_names is not None or not names
@@ -94,19 +167,12 @@ class InputSpec(BaseModel):
         return [position[name] for name in names]
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds as flat float arrays (``-inf``/``inf`` if unset)."""
-        n = self.n_features
-        lo = (
-            np.full(n, -np.inf)
-            if self.lower is None
-            else np.broadcast_to(np.asarray(self.lower, dtype=np.float64), (n,)).copy()
-        )
-        hi = (
-            np.full(n, np.inf)
-            if self.upper is None
-            else np.broadcast_to(np.asarray(self.upper, dtype=np.float64), (n,)).copy()
-        )
-        return lo, hi
+        """Lower and upper bounds as flat float arrays (``-inf``/``inf`` if unset).
+
+        The arrays are fresh copies the caller may change.
+        """
+        derived = self._derived
+        return derived.lo.copy(), derived.hi.copy()
 
     def mutable_mask(self) -> np.ndarray:
         """Boolean mask over flattened features: True where an attacker may change it."""
@@ -126,8 +192,9 @@ class InputSpec(BaseModel):
 
     def clip(self, x: np.ndarray) -> np.ndarray:
         """Clip a batch into the declared bounds (returns a new array)."""
-        lo, hi = self.bounds()
+        derived = self._derived
         flat = x.reshape(len(x), -1)
+        lo, hi = derived.lo, derived.hi
         return np.asarray(np.clip(flat, lo, hi).reshape(x.shape).astype(x.dtype, copy=False))
 
     def check(self, x: Any, *, what: str = "input") -> None:
@@ -145,16 +212,42 @@ class InputSpec(BaseModel):
             raise DataError(
                 f"The {what} has dtype {arr.dtype}; the model expects numbers ({self.dtype})."
             )
+        if not self._values_ok(arr):
+            self._explain(arr, what)
+
+    def _values_ok(self, arr: np.ndarray) -> bool:
+        """True when a numeric batch of the right shape is finite and inside the bounds.
+
+        Exactly the condition :meth:`_explain` rejects, in as few NumPy calls as
+        possible: with the same bounds for every feature, one min and one max (a NaN
+        makes both NaN and every comparison false). Empty batches take the slow path,
+        and so do extended-precision floats, which ``float()`` would round.
+        """
+        if not arr.size:
+            return False
+        derived = self._derived
+        if derived.uniform is not None and arr.dtype.itemsize <= 8:
+            lo, hi = derived.uniform
+            values = arr.ravel()  # 1-D reductions have the least overhead
+            low, high = float(_MIN(values)), float(_MAX(values))
+            return lo <= low and high <= hi and -math.inf < low and high < math.inf
+        flat = arr.reshape(len(arr), -1)
+        if arr.dtype.kind == "f" and not np.isfinite(flat).all():
+            return False
+        return bool(((flat >= derived.lo_tol) & (flat <= derived.hi_tol)).all())
+
+    def _explain(self, arr: np.ndarray, what: str) -> None:
+        """Raise the :class:`DataError` naming why ``arr`` fails the value checks."""
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad = int((~np.isfinite(arr)).reshape(len(arr), -1).any(axis=1).sum())
             raise DataError(
                 f"The {what} has {bad} row(s) with NaN or infinite values; "
                 "clean or drop them first."
             )
-        lo, hi = self.bounds()
+        derived = self._derived
+        lo, hi = derived.lo, derived.hi
         flat = arr.reshape(len(arr), -1)
-        tol = 1e-6
-        if (flat < lo - tol).any() or (flat > hi + tol).any():
+        if (flat < derived.lo_tol).any() or (flat > derived.hi_tol).any():
             raise DataError(
                 f"The {what} has values outside the model's declared bounds "
                 f"[{np.min(lo):g}, {np.max(hi):g}]; rescale the data to the model's raw "

@@ -55,6 +55,15 @@ log = logging.getLogger(__name__)
 _BASE = frozenset(
     {Capability.LABELS, Capability.PROBABILITIES, Capability.LOGITS, Capability.GRADIENTS}
 )
+# What a target has, by (has an embedding layer, can train a copy).
+_CAPABILITIES = {
+    (embeds, trains): _BASE
+    | ({Capability.EMBEDDINGS} if embeds else set())
+    | ({Capability.TRAINING} if trains else set())
+    for embeds in (False, True)
+    for trains in (False, True)
+}
+_CPU = torch.device("cpu")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -259,17 +268,15 @@ class TorchTarget(Target):
     # -- capabilities ---------------------------------------------------------------
     @property
     def capabilities(self) -> frozenset[Capability]:
-        caps = set(_BASE)
-        if self._embed is not None:
-            caps.add(Capability.EMBEDDINGS)
-        if self.trainer is not None or self.module_factory is not None:
-            caps.add(Capability.TRAINING)
-        return frozenset(caps)
+        embeds = self._embed is not None
+        trains = self.trainer is not None or self.module_factory is not None
+        return _CAPABILITIES[embeds, trains]
 
     # -- tensor API -----------------------------------------------------------------
     def to_tensor(self, x: np.ndarray) -> torch.Tensor:
         """A NumPy batch as a tensor on :attr:`device` (no validation, no charge)."""
-        return torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        tensor = torch.from_numpy(np.ascontiguousarray(x))
+        return tensor if self.device.type == "cpu" else tensor.to(self.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(n, n_classes)`` for ``x`` ``(n, *shape)``, keeping the autograd graph.
@@ -312,19 +319,37 @@ class TorchTarget(Target):
             )
         return out
 
-    def _batched(self, arr: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
-        parts = []
-        with torch.no_grad():
-            for start in range(0, len(arr), self.batch_size):
-                chunk = self.to_tensor(arr[start : start + self.batch_size])
-                parts.append(fn(chunk).detach().to("cpu", torch.float64).numpy())
-        if not parts:
+    def _batched(
+        self,
+        arr: np.ndarray,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        fresh: bool = False,
+    ) -> np.ndarray:
+        """``fn`` on ``arr`` in chunks of :attr:`batch_size`, as a new float64 array.
+
+        ``fresh`` says that ``fn`` returns a newly made tensor nothing else holds (so
+        one chunk's result need not be copied); a module's output may be a buffer it
+        keeps, so it is copied unless converting it already made a new tensor.
+        """
+        n = len(arr)
+        if n == 0:
             return np.zeros((0, self.n_classes), dtype=np.float64)
+        with torch.no_grad():
+            if n <= self.batch_size:  # one chunk: no slicing, no concatenation
+                return _owned_float64(fn(self.to_tensor(arr)), fresh=fresh)
+            parts = []
+            for start in range(0, n, self.batch_size):
+                chunk = self.to_tensor(arr[start : start + self.batch_size])
+                parts.append(fn(chunk).detach().to(_CPU, torch.float64).numpy())
         return np.concatenate(parts, axis=0)
+
+    def _softmax(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self._run(x).double(), dim=1)
 
     # -- NumPy API ------------------------------------------------------------------
     def _predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return self._batched(x, lambda t: torch.softmax(self._run(t).double(), dim=1))
+        return self._batched(x, self._softmax, fresh=True)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Pre-softmax scores ``(n, n_classes)`` as float64; charges ``n`` queries."""
@@ -424,3 +449,18 @@ class TorchTarget(Target):
             embedding_layer=self.embedding_layer,
         )
         return info
+
+
+def _owned_float64(tensor: torch.Tensor, *, fresh: bool = False) -> np.ndarray:
+    """``tensor`` as a C-contiguous float64 CPU array that no one else writes to.
+
+    What ``np.concatenate`` of a single part gives, without its overhead: a copy is
+    made only when the result would be non-contiguous or still share memory with a
+    tensor that is not ``fresh`` (made for this call alone).
+    """
+    out = tensor.detach().to(_CPU, torch.float64)
+    arr: np.ndarray = out.numpy()
+    shared = not fresh and out.data_ptr() == tensor.data_ptr()
+    if shared or not arr.flags.c_contiguous:
+        arr = np.array(arr, order="C")
+    return arr
