@@ -144,3 +144,26 @@ def test_other_methods_go_through_fastapi(method: str) -> None:
     scope["method"] = method
     sent = asyncio.run(_call(app, scope, [{"type": "http.request", "body": b""}]))
     assert sent[0]["status"] == 404  # no such route in this bare app
+
+
+def test_added_middleware_sees_predictions() -> None:
+    app = GatewayApp()
+    seen: list[str] = []
+
+    async def fast(model: str, headers: Mapping[str, str], stream: AsyncIterator[bytes]) -> Answer:
+        raise AssertionError("the fast path bypassed the middleware")
+
+    class Spy:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            seen.append(scope["path"])
+            await self.inner(scope, receive, send)
+
+    app.predict_answer = fast
+    app.add_middleware(Spy)
+    sent = asyncio.run(
+        _call(app, _scope("/v1/models/m/predict", b""), [{"type": "http.request", "body": b""}])
+    )
+    assert seen == ["/v1/models/m/predict"] and sent[0]["status"] == 404

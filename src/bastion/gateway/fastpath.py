@@ -8,7 +8,9 @@ handler answering straight from ASGI). :class:`GatewayApp` is the FastAPI applic
 with one difference: a ``POST /v1/models/{model}/predict`` is answered directly by the
 transport-neutral handler the app registers as ``predict_answer`` (the same one the
 plain Starlette route uses), and everything else — the other endpoints, the OpenAPI
-documents, lifespan events — goes through FastAPI as usual.
+documents, lifespan events — goes through FastAPI as usual. Once middleware is added
+to the app (``app.add_middleware``), or when it is mounted under a root path,
+predictions go through FastAPI too, so that middleware sees every request.
 
 The fast path keeps what the skipped layers give a prediction: an unexpected exception
 is logged and answered with a JSON 500 (never a traceback); a client that disconnects
@@ -107,6 +109,7 @@ class GatewayApp(FastAPI):
             and scope["type"] == "http"
             and scope["method"] == "POST"
             and not scope.get("root_path")
+            and not self.user_middleware  # added middleware must see every request
         ):
             model = predict_model(scope["path"])
             if model is not None:
