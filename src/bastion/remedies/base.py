@@ -101,7 +101,7 @@ class Remedy(ABC):
         ...     meta = RemedyMeta(id="remedy.demo", title="Demo", catalog=CatalogRefs(),
         ...                       verified_by=())
         ...     def apply(self, target, data, context):
-        ...         raise NotImplementedError
+        ...         raise UsageError("This demo remedy only checks its parameters.")
         >>> Demo(eps=0.5).validated_params(Params).eps
         0.5
         >>> for bad in ({"eps": -1}, {"epsilon": 1}):
